@@ -1,3 +1,32 @@
-fn main() {
-    println!("Hello, world!");
+//! Entry point: run the command, print any error as one chain, map it to an exit code.
+
+mod arch;
+mod archive;
+mod build;
+mod cache;
+mod check;
+mod cli;
+mod collector;
+mod collector_config;
+mod elf;
+mod gather;
+mod layout;
+mod manifest;
+mod plan;
+mod progress;
+mod runtime;
+mod sitepackages;
+mod spec;
+mod verify;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("layerbuild: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,213 @@
+//! Writes a layer zip that is the same bytes for the same inputs: sorted entries, one fixed
+//! time, explicit folders, modes chosen by us, deflate at a fixed level.
+
+use std::io::{Cursor, Seek, Write};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
+
+use crate::layout::{self, Entry, MODE_DIR};
+
+/// Best zlib level: layers are built once and unpacked on every cold start.
+const DEFLATE_LEVEL: i64 = 9;
+
+/// What went into the zip, entry by entry, in zip order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub path: String,
+    pub mode: u32,
+    pub size: u64,
+    /// `None` for folders.
+    pub sha256: Option<String>,
+}
+
+/// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
+pub fn timestamp() -> Result<DateTime> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => {
+            let secs: i64 = v.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH=`{v}` is not a whole number of seconds: unset it or fix it")
+            })?;
+            Ok(dos_time_from_unix(secs))
+        }
+        _ => Ok(DateTime::default()),
+    }
+}
+
+/// Converts Unix seconds to a zip (DOS) time in UTC, clamped to the range DOS time can hold.
+pub fn dos_time_from_unix(secs: i64) -> DateTime {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days: proleptic Gregorian calendar, no leap seconds.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if year < 1980 {
+        return DateTime::default();
+    }
+    if year > 2107 {
+        return DateTime::from_date_and_time(2107, 12, 31, 23, 59, 58).expect("valid DOS time");
+    }
+    DateTime::from_date_and_time(
+        year as u16,
+        month,
+        day,
+        (rem / 3600) as u8,
+        (rem % 3600 / 60) as u8,
+        (rem % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
+fn options(mode: u32, time: DateTime) -> SimpleFileOptions {
+    SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(DEFLATE_LEVEL))
+        .last_modified_time(time)
+        .unix_permissions(mode)
+}
+
+/// A file compressed on its own, ready to be copied into the layer zip without recompressing.
+struct Packed {
+    path: String,
+    mode: u32,
+    size: u64,
+    sha256: String,
+    one_entry_zip: Vec<u8>,
+}
+
+fn pack(entry: &Entry, time: DateTime) -> Result<Packed> {
+    let data = entry
+        .read()
+        .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
+    let sha256 = hex::encode(Sha256::digest(&data));
+    let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
+    w.start_file(entry.path.as_str(), options(entry.mode, time))?;
+    w.write_all(&data)?;
+    let one_entry_zip = w.finish()?.into_inner();
+    Ok(Packed {
+        path: entry.path.clone(),
+        mode: entry.mode,
+        size: data.len() as u64,
+        sha256,
+        one_entry_zip,
+    })
+}
+
+/// Writes `entries` (files; folders are added for them) as a zip to `out`.
+/// Files are compressed on every core, then copied in sorted order.
+pub fn write<W: Write + Seek>(entries: &[Entry], time: DateTime, out: W) -> Result<Vec<Archived>> {
+    let mut packed: Vec<Packed> = entries.par_iter().map(|e| pack(e, time)).collect::<Result<_>>()?;
+    let dirs = layout::parent_dirs(entries.iter().map(|e| e.path.as_str()));
+    packed.sort_by(|a, b| a.path.cmp(&b.path));
+
+    enum Item<'a> {
+        Dir(&'a str),
+        File(&'a Packed),
+    }
+    let mut items: Vec<(&str, Item)> = dirs.iter().map(|d| (d.as_str(), Item::Dir(d))).collect();
+    items.extend(packed.iter().map(|p| (p.path.as_str(), Item::File(p))));
+    items.sort_by(|a, b| a.0.cmp(b.0));
+
+    let mut zip = ZipWriter::new(out);
+    let mut listing = Vec::with_capacity(items.len());
+    for (_, item) in items {
+        match item {
+            Item::Dir(d) => {
+                zip.add_directory(d, options(MODE_DIR, time).compression_method(CompressionMethod::Stored))?;
+                listing.push(Archived {
+                    path: d.to_string(),
+                    mode: MODE_DIR,
+                    size: 0,
+                    sha256: None,
+                });
+            }
+            Item::File(p) => {
+                let mut one = ZipArchive::new(Cursor::new(p.one_entry_zip.as_slice()))?;
+                zip.raw_copy_file(one.by_index_raw(0)?)?;
+                listing.push(Archived {
+                    path: p.path.clone(),
+                    mode: p.mode,
+                    size: p.size,
+                    sha256: Some(p.sha256.clone()),
+                });
+            }
+        }
+    }
+    zip.finish()?.flush()?;
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Content;
+    use std::io::Read;
+    use std::sync::Arc;
+
+    fn entry(path: &str, exec: bool, data: &[u8]) -> Entry {
+        Entry::file(path, exec, Content::Bytes(Arc::from(data)), "test")
+    }
+
+    #[test]
+    fn same_entries_in_any_order_give_same_bytes() {
+        let a = vec![entry("b/x.py", false, b"x = 1\n"), entry("a", true, b"#!/bin/sh\n")];
+        let b: Vec<Entry> = a.iter().rev().cloned().collect();
+        let mut za = Cursor::new(Vec::new());
+        let mut zb = Cursor::new(Vec::new());
+        write(&a, DateTime::default(), &mut za).unwrap();
+        write(&b, DateTime::default(), &mut zb).unwrap();
+        assert_eq!(za.into_inner(), zb.into_inner());
+    }
+
+    #[test]
+    fn modes_times_and_folders_as_chosen() {
+        let time = dos_time_from_unix(1_700_000_000);
+        let mut z = Cursor::new(Vec::new());
+        let listing = write(
+            &[
+                entry("python/a/b.py", false, b"pass\n"),
+                entry("otel-instrument", true, b"#!/bin/sh\n"),
+            ],
+            time,
+            &mut z,
+        )
+        .unwrap();
+        let names: Vec<_> = listing.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(names, ["otel-instrument", "python/", "python/a/", "python/a/b.py"]);
+        let mut zip = ZipArchive::new(Cursor::new(z.into_inner())).unwrap();
+        let expect = [
+            ("otel-instrument", 0o100755),
+            ("python/", 0o40755),
+            ("python/a/", 0o40755),
+            ("python/a/b.py", 0o100644),
+        ];
+        for (i, (name, mode)) in expect.iter().enumerate() {
+            let mut f = zip.by_index(i).unwrap();
+            assert_eq!(f.name().unwrap(), *name);
+            assert_eq!(f.unix_mode(), Some(*mode), "{name}");
+            assert_eq!(f.last_modified(), Some(time));
+            let mut s = Vec::new();
+            f.read_to_end(&mut s).unwrap();
+        }
+    }
+
+    #[test]
+    fn epoch_conversion() {
+        let t = dos_time_from_unix(1_700_000_000); // 2023-11-14 22:13:20 UTC
+        assert_eq!(
+            (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+            (2023, 11, 14, 22, 13)
+        );
+        assert_eq!(dos_time_from_unix(0), DateTime::default());
+    }
+}

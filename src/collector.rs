@@ -1,0 +1,177 @@
+//! Gathers the collector extension binary for one architecture: from a file, a Go build, or a zip.
+
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::arch::{Arch, elf_machine_name};
+use crate::elf;
+use crate::manifest::CollectorRecord;
+use crate::spec::SourceKind;
+
+/// Flags that make `go build` output depend only on its inputs: no paths, no VCS stamp, no
+/// build id, stripped symbols and DWARF (smaller, and Lambda never debugs it).
+pub const GO_BUILD_FLAGS: &[&str] = &["-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="];
+
+pub struct Collector {
+    pub data: Arc<[u8]>,
+    pub record: CollectorRecord,
+}
+
+/// Reads or builds the collector, then checks it is an executable for `arch`.
+pub fn gather(source: &SourceKind, spec_dir: &Path, dest: &str, arch: Arch, cache_dir: &Path) -> Result<Collector> {
+    let (data, label, module_version): (Arc<[u8]>, String, Option<String>) = match source {
+        SourceKind::Path(p) => {
+            let p = spec_dir.join(p);
+            let data = fs_err::read(&p)
+                .context("the collector binary is missing: build it or fix the collector path in the spec")?;
+            (data.into(), p.display().to_string(), None)
+        }
+        SourceKind::Zip { zip, sha256, member } => {
+            let p = spec_dir.join(zip);
+            (from_zip(&p, sha256, member)?, format!("{}!{member}", p.display()), None)
+        }
+        SourceKind::Go { dir, package } => {
+            let dir = spec_dir.join(dir);
+            let (data, version) = go_build(&dir, package, arch, cache_dir)?;
+            (data, format!("go build {package} in {}", dir.display()), version)
+        }
+    };
+    let info = elf::check_arch(&data, arch).with_context(|| format!("collector {label}"))?;
+    if !info.is_executable() {
+        bail!("collector {label}: an ELF library, not an executable: point the spec at the collector program");
+    }
+    let record = CollectorRecord {
+        path: dest.to_string(),
+        source: label,
+        sha256: hex::encode(Sha256::digest(&data)),
+        elf_machine: elf_machine_name(info.machine),
+        module_version,
+    };
+    Ok(Collector { data, record })
+}
+
+fn from_zip(path: &Path, want_sha: &str, member: &str) -> Result<Arc<[u8]>> {
+    let bytes = fs_err::read(path).context("the collector zip is missing: download it or fix `zip:` in the spec")?;
+    let got = hex::encode(Sha256::digest(&bytes));
+    if got != want_sha {
+        bail!(
+            "{}: sha256 is {got} but the spec pins {want_sha}: download the pinned zip or update `sha256:`",
+            path.display()
+        );
+    }
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(bytes)).with_context(|| format!("{}: not a readable zip", path.display()))?;
+    let mut file = zip.by_name(member).with_context(|| {
+        format!(
+            "{}: has no `{member}`: set `member:` to the collector's path in the zip",
+            path.display()
+        )
+    })?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .with_context(|| format!("{}: cannot read `{member}`", path.display()))?;
+    Ok(data.into())
+}
+
+fn go_env(cmd: &mut Command, arch: Arch) {
+    cmd.env("CGO_ENABLED", "0")
+        .env("GOOS", "linux")
+        .env("GOARCH", arch.goarch())
+        .env("GOFLAGS", "-mod=readonly");
+}
+
+fn run_go(dir: &Path, args: &[&str], arch: Arch) -> Result<String> {
+    let mut cmd = Command::new("go");
+    cmd.current_dir(dir).args(args);
+    go_env(&mut cmd, arch);
+    let out = cmd.output().with_context(|| {
+        format!(
+            "cannot run `go` in {}: install Go or use a `path:` collector source",
+            dir.display()
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`go {}` failed in {} ({}):\n{}",
+            args.join(" "),
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Hash of everything that decides the binary: module sources, Go version, target, flags.
+fn build_key(dir: &Path, package: &str, arch: Arch, go_version: &str) -> Result<String> {
+    let mut h = Sha256::new();
+    for part in [go_version, package, arch.goarch(), &GO_BUILD_FLAGS.join(" ")] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+        if e.file_type().is_file() {
+            files.push(e.into_path());
+        }
+    }
+    for f in files {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(Sha256::digest(fs_err::read(&f)?));
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Builds the collector with Go, reusing an earlier build with the same key.
+fn go_build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(Arc<[u8]>, Option<String>)> {
+    if !dir.join("go.mod").is_file() {
+        bail!("{}: no go.mod: `go:` must name a Go module folder", dir.display());
+    }
+    let go_version = run_go(dir, &["version"], arch)?;
+    let key = build_key(dir, package, arch, go_version.trim())?;
+    let slot = cache_dir
+        .join("collector")
+        .join(format!("{}-{}", arch.goarch(), &key[..32]));
+    let bin = slot.join("collector");
+    let version_file = slot.join("module-version");
+    if bin.is_file() && version_file.is_file() {
+        let version = fs_err::read_to_string(&version_file)?.trim().to_string();
+        return Ok((fs_err::read(&bin)?.into(), Some(version).filter(|v| !v.is_empty())));
+    }
+    let parent = cache_dir.join("collector");
+    fs_err::create_dir_all(&parent)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a build folder in {}", parent.display()))?;
+    let out = tmp.path().join("collector");
+    let out_arg = out.to_string_lossy().into_owned();
+    let mut args = vec!["build"];
+    args.extend_from_slice(GO_BUILD_FLAGS);
+    args.extend_from_slice(&["-o", &out_arg, package]);
+    run_go(dir, &args, arch)?;
+    let version = run_go(
+        dir,
+        &["list", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", package],
+        arch,
+    )?;
+    fs_err::write(tmp.path().join("module-version"), version.trim())?;
+    // Another build may have filled the slot meanwhile: both results are the same bytes.
+    match std::fs::rename(tmp.path(), &slot) {
+        Ok(()) => {
+            let _ = tmp.keep();
+        }
+        Err(_) if bin.is_file() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot move the collector build into {}", slot.display())),
+    }
+    let version = fs_err::read_to_string(&version_file)?.trim().to_string();
+    Ok((fs_err::read(&bin)?.into(), Some(version).filter(|v| !v.is_empty())))
+}

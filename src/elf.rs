@@ -1,0 +1,121 @@
+//! Checks ELF files against the layer's architecture: the wrong machine fails on Lambda.
+
+use anyhow::{Result, bail};
+use object::Endianness;
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+
+use crate::arch::{Arch, elf_machine_name};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElfInfo {
+    pub machine: u16,
+    pub e_type: u16,
+    pub has_interp: bool,
+}
+
+impl ElfInfo {
+    /// A program the kernel can start: `ET_EXEC`, or a PIE (`ET_DYN` with an interpreter).
+    pub fn is_executable(&self) -> bool {
+        self.e_type == elf::ET_EXEC.0 || (self.e_type == elf::ET_DYN.0 && self.has_interp)
+    }
+}
+
+pub fn is_elf(data: &[u8]) -> bool {
+    data.starts_with(&elf::ELFMAG)
+}
+
+/// Shared objects by name (`x.so`, `libz.so.1`): they must be ELF.
+pub fn looks_like_shared_object(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".so") || name.contains(".so.")
+}
+
+/// Reads the header of a 64-bit little-endian ELF file; anything else is an error.
+pub fn inspect(data: &[u8]) -> Result<ElfInfo> {
+    if !is_elf(data) {
+        bail!("not an ELF file");
+    }
+    if data.len() < 5 || data[4] != elf::ELFCLASS64.0 {
+        bail!("not a 64-bit ELF file");
+    }
+    if data.len() < 6 || data[5] != elf::ELFDATA2LSB.0 {
+        bail!("not a little-endian ELF file");
+    }
+    let header = match elf::FileHeader64::<Endianness>::parse(data) {
+        Ok(h) => h,
+        Err(e) => bail!("truncated or malformed ELF header: {e}"),
+    };
+    let endian = Endianness::Little;
+    let has_interp = header
+        .program_headers(endian, data)
+        .map(|phs| phs.iter().any(|ph| ph.p_type(endian) == elf::PT_INTERP))
+        .unwrap_or(false);
+    Ok(ElfInfo {
+        machine: header.e_machine(endian).0,
+        e_type: header.e_type(endian).0,
+        has_interp,
+    })
+}
+
+/// Fails unless `data` is 64-bit little-endian ELF for `arch`.
+pub fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
+    let info = inspect(data)?;
+    if info.machine != arch.elf_machine() {
+        bail!(
+            "built for {}, but the layer is {}: use a binary built for {}",
+            elf_machine_name(info.machine),
+            arch,
+            elf_machine_name(arch.elf_machine())
+        );
+    }
+    Ok(info)
+}
+
+/// Minimal ELF headers for tests: just enough for `inspect` to read.
+#[cfg(test)]
+pub fn fake_elf(machine: u16, e_type: u16) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(&elf::ELFMAG);
+    h[4] = elf::ELFCLASS64.0;
+    h[5] = elf::ELFDATA2LSB.0;
+    h[6] = 1;
+    h[16..18].copy_from_slice(&e_type.to_le_bytes());
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h[52..54].copy_from_slice(&64u16.to_le_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_checked() {
+        let x = fake_elf(elf::EM_X86_64.0, elf::ET_EXEC.0);
+        assert!(check_arch(&x, Arch::X86_64).unwrap().is_executable());
+        let err = check_arch(&x, Arch::Arm64).unwrap_err().to_string();
+        assert!(err.contains("built for x86_64"), "{err}");
+        let so = fake_elf(elf::EM_AARCH64.0, elf::ET_DYN.0);
+        assert!(!check_arch(&so, Arch::Arm64).unwrap().is_executable());
+    }
+
+    #[test]
+    fn non_elf_and_truncated_are_errors() {
+        assert!(inspect(b"#!/bin/sh\n").is_err());
+        assert!(inspect(&elf::ELFMAG).is_err());
+        let mut x = fake_elf(elf::EM_X86_64.0, elf::ET_EXEC.0);
+        x[4] = elf::ELFCLASS32.0;
+        assert!(inspect(&x).unwrap_err().to_string().contains("64-bit"));
+    }
+
+    #[test]
+    fn shared_object_names() {
+        assert!(looks_like_shared_object(
+            "python/wrapt/_wrappers.cpython-39-x86_64-linux-gnu.so"
+        ));
+        assert!(looks_like_shared_object("python/grpcio.libs/libz.so.1"));
+        assert!(!looks_like_shared_object("python/sos.py"));
+    }
+}

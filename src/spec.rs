@@ -1,0 +1,362 @@
+//! Reads `layer.yaml`, the description of what goes into a layer, strictly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::arch::Arch;
+
+/// Lambda's limit for a function and all its layers, unzipped.
+pub const DEFAULT_UNZIPPED_LIMIT: u64 = 262_144_000;
+/// Lambda's limit for a zip uploaded directly (larger ones go through S3).
+pub const DEFAULT_ZIPPED_WARNING: u64 = 50 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Layer name, the first part of the zip name (`aws-otel-python`).
+    pub name: String,
+    /// Layer version; dots become dashes in the zip name.
+    pub version: String,
+    pub architectures: Vec<String>,
+    /// Python runtimes in Lambda's spelling (`python3.9`).
+    #[serde(default)]
+    pub runtimes: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+    #[serde(default)]
+    pub python: Option<PythonSpec>,
+    #[serde(default)]
+    pub collector: Option<CollectorSpec>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// File or folder, relative to the spec.
+    pub src: PathBuf,
+    /// Path inside the zip; a folder `src` lands below it.
+    pub dest: String,
+    #[serde(default)]
+    pub executable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonSpec {
+    /// The hash-locked requirements written by `layerbuild lock`.
+    pub lock: PathBuf,
+    /// What `layerbuild lock` resolves.
+    #[serde(default)]
+    pub requirements: Option<PathBuf>,
+    /// Folder in the zip that Lambda puts on `sys.path`.
+    #[serde(default = "default_python_dest")]
+    pub dest: String,
+    /// Top-level names (glob patterns) removed from the tree: the runtime ships its own.
+    #[serde(default = "default_exclude")]
+    pub exclude: Vec<String>,
+    /// `auto` compiles for every runtime whose interpreter is found, `true` requires all.
+    #[serde(default)]
+    pub bytecode: Bytecode,
+    /// Interpreters per runtime, for bytecode; overridden by `--python`.
+    #[serde(default)]
+    pub interpreters: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bytecode {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+fn default_python_dest() -> String {
+    "python".to_string()
+}
+
+fn default_exclude() -> Vec<String> {
+    vec!["boto*".into(), "urllib3*".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSpec {
+    /// Where the binary goes in the zip; Lambda starts everything in `extensions/`.
+    #[serde(default = "default_collector_dest")]
+    pub dest: String,
+    /// The source for every architecture not listed in `per_arch`.
+    #[serde(default)]
+    pub source: Option<CollectorSource>,
+    #[serde(default)]
+    pub per_arch: BTreeMap<String, CollectorSource>,
+    /// The collector's default configuration, checked and placed in the zip.
+    #[serde(default)]
+    pub config: Option<FileSpec>,
+}
+
+fn default_collector_dest() -> String {
+    "extensions/collector".to_string()
+}
+
+/// Where a collector binary comes from: exactly one of `path`, `go` or `zip`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSource {
+    /// A binary on disk.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A Go module folder, built with `go build` for the layer's architecture.
+    #[serde(default)]
+    pub go: Option<PathBuf>,
+    /// With `go`: the main package to build (default: the module folder itself).
+    #[serde(default)]
+    pub package: Option<String>,
+    /// A collector layer zip to take the binary out of; needs `sha256`.
+    #[serde(default)]
+    pub zip: Option<PathBuf>,
+    /// With `zip`: the zip's pinned sha256.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// With `zip`: the entry to take (default `extensions/collector`).
+    #[serde(default)]
+    pub member: Option<String>,
+}
+
+/// A collector source once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    Path(PathBuf),
+    Go {
+        dir: PathBuf,
+        package: String,
+    },
+    Zip {
+        zip: PathBuf,
+        sha256: String,
+        member: String,
+    },
+}
+
+impl CollectorSource {
+    pub fn kind(&self) -> std::result::Result<SourceKind, String> {
+        let set = [self.path.is_some(), self.go.is_some(), self.zip.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if set != 1 {
+            return Err("a collector source needs exactly one of `path`, `go` or `zip`".into());
+        }
+        if self.package.is_some() && self.go.is_none() {
+            return Err("`package` goes with `go`".into());
+        }
+        if (self.sha256.is_some() || self.member.is_some()) && self.zip.is_none() {
+            return Err("`sha256` and `member` go with `zip`".into());
+        }
+        if let Some(p) = &self.path {
+            return Ok(SourceKind::Path(p.clone()));
+        }
+        if let Some(dir) = &self.go {
+            return Ok(SourceKind::Go {
+                dir: dir.clone(),
+                package: self.package.clone().unwrap_or_else(|| ".".into()),
+            });
+        }
+        let zip = self.zip.clone().expect("one source is set");
+        let sha256 = self
+            .sha256
+            .clone()
+            .ok_or("a `zip` collector source needs `sha256`: pin the zip you downloaded")?;
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`sha256: {sha256}` is not 64 hex digits"));
+        }
+        Ok(SourceKind::Zip {
+            zip,
+            sha256: sha256.to_ascii_lowercase(),
+            member: self.member.clone().unwrap_or_else(|| "extensions/collector".into()),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_unzipped")]
+    pub unzipped_bytes: u64,
+    #[serde(default = "default_zipped")]
+    pub zipped_warning_bytes: u64,
+}
+
+fn default_unzipped() -> u64 {
+    DEFAULT_UNZIPPED_LIMIT
+}
+
+fn default_zipped() -> u64 {
+    DEFAULT_ZIPPED_WARNING
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            unzipped_bytes: DEFAULT_UNZIPPED_LIMIT,
+            zipped_warning_bytes: DEFAULT_ZIPPED_WARNING,
+        }
+    }
+}
+
+/// A spec read from disk, with the folder its relative paths start from.
+#[derive(Debug)]
+pub struct LoadedSpec {
+    pub spec: Spec,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl LoadedSpec {
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    pub fn architectures(&self) -> Result<Vec<Arch>> {
+        let mut out = Vec::new();
+        for a in &self.spec.architectures {
+            let arch = Arch::parse(a).with_context(|| {
+                format!(
+                    "{}: unknown architecture `{a}`: use x86_64 or arm64",
+                    self.path.display()
+                )
+            })?;
+            if !out.contains(&arch) {
+                out.push(arch);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Reads and checks a spec; errors carry the file name, line and column.
+pub fn load(path: &Path) -> Result<LoadedSpec> {
+    let text = fs_err::read_to_string(path)
+        .with_context(|| "cannot read the layer spec: pass --spec PATH or run in the folder holding layer.yaml")?;
+    let spec = parse(&text).with_context(|| format!("{}: invalid layer spec", path.display()))?;
+    let dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let loaded = LoadedSpec {
+        spec,
+        path: path.to_path_buf(),
+        dir,
+    };
+    validate(&loaded)?;
+    Ok(loaded)
+}
+
+pub fn parse(text: &str) -> Result<Spec> {
+    Ok(serde_norway::from_str(text)?)
+}
+
+fn validate(l: &LoadedSpec) -> Result<()> {
+    let s = &l.spec;
+    let p = l.path.display();
+    if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        bail!("{p}: `name` must be letters, digits, `-` or `_`, got `{}`", s.name);
+    }
+    if s.version.is_empty()
+        || !s
+            .version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+    {
+        bail!(
+            "{p}: `version` must be letters, digits, `.`, `-` or `_`, got `{}`",
+            s.version
+        );
+    }
+    if l.architectures()?.is_empty() {
+        bail!("{p}: `architectures` is empty: list x86_64, arm64 or both");
+    }
+    for r in &s.runtimes {
+        if crate::runtime::Runtime::parse(r).is_none() {
+            bail!("{p}: unknown runtime `{r}`: use Lambda's names, e.g. python3.9");
+        }
+    }
+    if s.python.is_some() && s.runtimes.is_empty() {
+        bail!("{p}: `python` needs at least one entry in `runtimes`");
+    }
+    if let Some(c) = &s.collector {
+        for (key, src) in &c.per_arch {
+            if Arch::parse(key).is_none() {
+                bail!("{p}: collector.per_arch: unknown architecture `{key}`: use x86_64 or arm64");
+            }
+            src.kind()
+                .map_err(|e| anyhow::anyhow!("{p}: collector.per_arch.{key}: {e}"))?;
+        }
+        if let Some(src) = &c.source {
+            src.kind().map_err(|e| anyhow::anyhow!("{p}: collector.source: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name: demo\nversion: 1.0.0\narchitectures: [x86_64]\n";
+
+    #[test]
+    fn defaults_fill_limits_and_collector_dest() {
+        let s = parse(&format!("{MINIMAL}collector:\n  source:\n    path: bin/collector\n")).unwrap();
+        assert_eq!(s.limits.unzipped_bytes, DEFAULT_UNZIPPED_LIMIT);
+        let c = s.collector.unwrap();
+        assert_eq!(c.dest, "extensions/collector");
+        assert_eq!(c.source.unwrap().kind(), Ok(SourceKind::Path("bin/collector".into())));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse(&format!("{MINIMAL}colector: {{}}\n")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("unknown field `colector`"), "{msg}");
+        assert!(msg.contains("line 4 column 1"), "{msg}");
+    }
+
+    #[test]
+    fn collector_source_shapes() {
+        let src = |y: &str| {
+            parse(&format!("{MINIMAL}collector:\n  source: {y}\n"))
+                .unwrap()
+                .collector
+                .unwrap()
+                .source
+                .unwrap()
+                .kind()
+        };
+        assert!(src("{zip: c.zip}").unwrap_err().contains("sha256"));
+        assert!(src("{path: a, go: b}").unwrap_err().contains("exactly one"));
+        assert_eq!(
+            src("{go: collector}").unwrap(),
+            SourceKind::Go {
+                dir: "collector".into(),
+                package: ".".into()
+            }
+        );
+        let hash = "ab".repeat(32);
+        assert_eq!(
+            src(&format!("{{zip: c.zip, sha256: {hash}}}")).unwrap(),
+            SourceKind::Zip {
+                zip: "c.zip".into(),
+                sha256: hash,
+                member: "extensions/collector".into()
+            }
+        );
+    }
+}
