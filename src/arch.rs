@@ -10,8 +10,6 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
-
     /// Accepts the Lambda API names and the aliases users type from other ecosystems.
     pub fn parse(s: &str) -> Option<Arch> {
         match s {

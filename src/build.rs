@@ -21,7 +21,6 @@ use crate::verify;
 /// One finished zip.
 #[derive(Debug)]
 pub struct Built {
-    pub arch: Arch,
     pub zip: PathBuf,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
@@ -105,7 +104,6 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
     bar.finish_and_clear();
     Ok(Staged {
         built: Built {
-            arch,
             manifest_path: manifest::manifest_path(&zip_path),
             zip: zip_path,
             manifest,

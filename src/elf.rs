@@ -28,7 +28,15 @@ pub fn is_elf(data: &[u8]) -> bool {
 /// Shared objects by name (`x.so`, `libz.so.1`): they must be ELF.
 pub fn looks_like_shared_object(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name.ends_with(".so") || name.contains(".so.")
+    if name.ends_with(".so") {
+        return true;
+    }
+    // Versioned sonames: `libz.so.1`, `libssl.so.1.1`; not `notes.so.txt`.
+    name.split_once(".so.").is_some_and(|(_, v)| {
+        !v.is_empty()
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Reads the header of a 64-bit little-endian ELF file; anything else is an error.
@@ -117,5 +125,7 @@ mod tests {
         ));
         assert!(looks_like_shared_object("python/grpcio.libs/libz.so.1"));
         assert!(!looks_like_shared_object("python/sos.py"));
+        assert!(!looks_like_shared_object("python/x.so.txt"));
+        assert!(looks_like_shared_object("python/libssl.so.1.1"));
     }
 }

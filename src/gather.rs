@@ -1,7 +1,6 @@
 //! Collects every file one architecture's zip will hold: spec files, collector, Python tree.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
@@ -112,7 +111,8 @@ fn add_file_spec(entries: &mut Vec<Entry>, f: &FileSpec, spec_dir: &Path, sectio
     Ok(())
 }
 
-/// Content in memory, for tests and generated files.
+/// Content in memory, for tests.
+#[cfg(test)]
 pub fn bytes(data: impl Into<Vec<u8>>) -> Content {
-    Content::Bytes(Arc::from(data.into()))
+    Content::Bytes(std::sync::Arc::from(data.into()))
 }

@@ -1,0 +1,131 @@
+//! Fixtures for end-to-end tests: a tiny layer spec, fake ELF collectors, zip rewriting.
+#![allow(dead_code)]
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+pub const ET_EXEC: u16 = 2;
+pub const ET_DYN: u16 = 3;
+
+/// A 64-bit little-endian ELF header with the given machine and type, padded with `extra` bytes.
+pub fn fake_elf(machine: u16, e_type: u16, extra: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 64 + extra];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2;
+    h[5] = 1;
+    h[6] = 1;
+    h[16..18].copy_from_slice(&e_type.to_le_bytes());
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h[52..54].copy_from_slice(&64u16.to_le_bytes());
+    h
+}
+
+pub const CONFIG: &str = "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: localhost:4318\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n";
+
+pub const SPEC: &str = "\
+name: demo-layer
+version: 1.2.3
+architectures: [x86_64, arm64]
+runtimes: [python3.9]
+files:
+  - src: src/otel-instrument
+    dest: otel-instrument
+    executable: true
+  - src: src/pkg
+    dest: python
+collector:
+  dest: extensions/collector
+  per_arch:
+    x86_64: {path: bin/collector-amd64}
+    arm64: {path: bin/collector-arm64}
+  config:
+    src: config/config.yaml
+    dest: collector-config/config.yaml
+";
+
+/// Writes the fixture layer sources into `dir` and returns the spec path.
+pub fn fixture(dir: &Path) -> PathBuf {
+    write(dir, "layer.yaml", SPEC.as_bytes());
+    write(dir, "src/otel-instrument", b"#!/bin/sh\nexec \"$@\"\n");
+    write(
+        dir,
+        "src/pkg/otel_wrapper.py",
+        b"def lambda_handler(event, context):\n    return event\n",
+    );
+    write(dir, "src/pkg/demo/__init__.py", b"VALUE = 1\n");
+    write(
+        dir,
+        "src/pkg/demo/_native.cpython-39-x86_64-linux-gnu.so.txt",
+        b"not a shared object, just a name\n",
+    );
+    write(dir, "config/config.yaml", CONFIG.as_bytes());
+    write(dir, "bin/collector-amd64", &fake_elf(EM_X86_64, ET_EXEC, 4096));
+    write(dir, "bin/collector-arm64", &fake_elf(EM_AARCH64, ET_EXEC, 4096));
+    dir.join("layer.yaml")
+}
+
+pub fn write(dir: &Path, rel: &str, data: &[u8]) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// The binary, run in `dir`, with a private cache.
+pub fn layerbuild(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("layerbuild").unwrap();
+    cmd.current_dir(dir)
+        .env("LAYERBUILD_CACHE", dir.join(".cache"))
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+pub const AMD64_ZIP: &str = "demo-layer-amd64-ver-1-2-3.zip";
+pub const ARM64_ZIP: &str = "demo-layer-arm64-ver-1-2-3.zip";
+
+/// Every file left in `dir` (not folders), sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// One zip entry: name, unix mode (with file type), data.
+pub type ZipEntry = (String, u32, Vec<u8>);
+
+pub fn read_zip(path: &Path) -> Vec<ZipEntry> {
+    let mut z = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut f = z.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            (f.name().unwrap().to_string(), f.unix_mode().unwrap(), data)
+        })
+        .collect()
+}
+
+/// Writes entries back as a zip, the way a tool that "fixes" a layer would.
+pub fn write_zip(path: &Path, entries: &[ZipEntry]) {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, mode, data) in entries {
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode & 0o7777);
+        if name.ends_with('/') {
+            w.add_directory(name.as_str(), opts).unwrap();
+        } else {
+            w.start_file(name.as_str(), opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+    }
+    std::fs::write(path, w.finish().unwrap().into_inner()).unwrap();
+}
