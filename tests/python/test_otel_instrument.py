@@ -1,0 +1,239 @@
+"""The exec wrapper (otel-instrument): environment, PYTHONPATH, handler swap, argv."""
+
+import os
+import shutil
+import stat
+import sys
+
+import pytest
+
+from conftest import FAKE_RUNTIME, LAMBDA_ENV, base_env, run_wrapper
+
+EXPECTED_LAMBDA_ATTRS = (
+    "cloud.region=eu-west-1,cloud.provider=aws,faas.name=orders-fn,"
+    "faas.version=$LATEST,faas.instance=2024/05/01/[$LATEST]0123456789abcdef"
+)
+
+
+def test_tree_has_wrapper_and_shim(layer_dir):
+    wrapper = layer_dir / "otel-instrument"
+    mode = stat.S_IMODE(wrapper.stat().st_mode)
+    assert mode == 0o755, oct(mode)
+    assert (layer_dir / "python" / "otel_wrapper.py").is_file()
+    assert (layer_dir / "python" / "bin" / "opentelemetry-instrument").is_file()
+    with open(wrapper, "rb") as script:
+        assert script.readline().strip() == b"#!/bin/sh"
+
+
+def test_defaults(run_layer, layer_dir, runtime):
+    run = run_layer()
+    assert run.returncode == 0, run.stderr
+    env = run.env
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert env["OTEL_SERVICE_NAME"] == "orders-fn"
+    assert env["OTEL_PROPAGATORS"] == "tracecontext,baggage,xray"
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_METRICS_EXPORTER"] == "none"
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == EXPECTED_LAMBDA_ATTRS
+    assert env["ORIG_HANDLER"] == "app.handler"
+    assert env["_HANDLER"] == "otel_wrapper.lambda_handler"
+
+    # It ran under opentelemetry-instrument with the runtime's own interpreter.
+    record = run.record
+    assert record["version"] == runtime.version
+    assert record["executable"] == os.path.realpath(runtime.python)
+    sitecustomize = record["otel"]["sitecustomize"]
+    assert sitecustomize and "auto_instrumentation" in sitecustomize
+    assert sitecustomize.startswith(str(layer_dir))
+
+    # ... and the SDK picked the defaults up.
+    otel = record["otel"]
+    assert otel["tracer_provider"] == "opentelemetry.sdk.trace.TracerProvider"
+    resource = otel["resource"]
+    assert resource["service.name"] == "orders-fn"
+    assert resource["cloud.provider"] == "aws"
+    assert resource["cloud.region"] == "eu-west-1"
+    assert resource["faas.name"] == "orders-fn"
+    assert resource["faas.version"] == "$LATEST"
+    assert resource["faas.instance"] == LAMBDA_ENV["AWS_LAMBDA_LOG_STREAM_NAME"]
+    assert "X-Amzn-Trace-Id" in otel["propagator_fields"]
+    assert "traceparent" in otel["propagator_fields"]
+    assert "baggage" in otel["propagator_fields"]
+
+
+def test_pythonpath_runtime_first_then_layer(run_layer, layer_dir):
+    run = run_layer()
+    assert run.returncode == 0, run.stderr
+    entries = run.env["PYTHONPATH"].split(":")
+    layer_python = str(layer_dir / "python")
+    assert str(FAKE_RUNTIME) in entries and layer_python in entries
+    assert entries.index(str(FAKE_RUNTIME)) < entries.index(layer_python)
+    assert "" not in entries  # an empty entry would put the cwd on sys.path
+
+
+def test_overrides_are_kept(run_layer):
+    run = run_layer({
+        "OTEL_SERVICE_NAME": "my-service",
+        "OTEL_PROPAGATORS": "tracecontext",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_RESOURCE_ATTRIBUTES": "team=payments,cloud.region=override-1",
+    })
+    assert run.returncode == 0, run.stderr
+    env = run.env
+    assert env["OTEL_SERVICE_NAME"] == "my-service"
+    assert env["OTEL_PROPAGATORS"] == "tracecontext"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+    assert env["OTEL_TRACES_EXPORTER"] == "console"
+    assert env["OTEL_METRICS_EXPORTER"] == "console"
+    # The function's own attributes come last, so they win in the SDK.
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == (
+        EXPECTED_LAMBDA_ATTRS + ",team=payments,cloud.region=override-1"
+    )
+    otel = run.record["otel"]
+    assert otel["resource"]["service.name"] == "my-service"
+    assert otel["resource"]["team"] == "payments"
+    assert otel["resource"]["cloud.region"] == "override-1"
+    assert otel["resource"]["faas.name"] == "orders-fn"
+    assert otel["propagator_fields"] == ["traceparent", "tracestate"]
+
+
+def test_missing_lambda_variables_leave_no_empty_attributes(run_layer):
+    run = run_layer(drop=["AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_LOG_STREAM_NAME",
+                          "AWS_LAMBDA_FUNCTION_NAME"])
+    assert run.returncode == 0, run.stderr
+    assert run.env["OTEL_RESOURCE_ATTRIBUTES"] == "cloud.region=eu-west-1,cloud.provider=aws"
+    assert "OTEL_SERVICE_NAME" not in run.env
+
+
+def test_empty_values_count_as_unset(run_layer):
+    run = run_layer({"OTEL_SERVICE_NAME": "", "OTEL_PROPAGATORS": "",
+                     "OTEL_EXPORTER_OTLP_PROTOCOL": "", "OTEL_METRICS_EXPORTER": ""})
+    assert run.returncode == 0, run.stderr
+    env = run.env
+    assert env["OTEL_SERVICE_NAME"] == "orders-fn"
+    assert env["OTEL_PROPAGATORS"] == "tracecontext,baggage,xray"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert env["OTEL_METRICS_EXPORTER"] == "none"
+
+
+def test_handler_swap_keeps_path_form(run_layer):
+    run = run_layer({"_HANDLER": "dir/sub/module.func"})
+    assert run.returncode == 0, run.stderr
+    assert run.env["ORIG_HANDLER"] == "dir/sub/module.func"
+    assert run.env["_HANDLER"] == "otel_wrapper.lambda_handler"
+
+
+TRICKY_ARGS = [
+    "plain",
+    "two words",
+    "  leading and trailing  ",
+    "it's",
+    'say "hi"',
+    "",
+    "$HOME",
+    "*",
+    "back\\slash",
+    "line1\nline2",
+    "--version",
+    "-c",
+    "tab\there",
+]
+
+SHELLS = [None] + [name for name in ("dash", "bash") if shutil.which(name)]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s or "shebang")
+def test_arguments_pass_through_intact(run_layer, shell):
+    run = run_layer(args=TRICKY_ARGS, shell=shell)
+    assert run.returncode == 0, run.stderr
+    assert run.record["argv"] == TRICKY_ARGS
+
+
+def test_runtime_command_not_python_uses_python3_from_path(run_layer, runtime, tmp_path):
+    # A runtime command that is not an interpreter (e.g. a bootstrap shell script): the
+    # wrapper must use python3 from PATH, which is the runtime's (its bin dir is first).
+    script = tmp_path / "bootstrap"
+    script.write_text('#!/bin/sh\nexec python3 "%s" "$@"\n' % (FAKE_RUNTIME / "bootstrap.py"))
+    script.chmod(0o755)
+    run = run_layer(command=[str(script)], args=["x y"])
+    assert run.returncode == 0, run.stderr
+    assert run.record["argv"] == ["x y"]
+    assert run.record["version"] == runtime.version
+    sitecustomize = run.record["otel"]["sitecustomize"]
+    assert sitecustomize and "auto_instrumentation" in sitecustomize
+
+
+def test_no_arguments_is_a_usage_error(layer_dir, runtime, tmp_path):
+    env = base_env(runtime, tmp_path)
+    run = run_wrapper(layer_dir / "otel-instrument", [], env, tmp_path / "out.json")
+    assert run.returncode != 0
+    assert "no runtime command" in run.stderr
+
+
+# ----------------------------------------------------------- synthetic layer: path logic
+
+
+def _synthetic_layer(layer_dir, tmp_path, versions):
+    """A layer with the real otel-instrument and a pass-through opentelemetry-instrument."""
+    root = tmp_path / "opt"
+    (root / "python" / "bin").mkdir(parents=True)
+    shutil.copy2(layer_dir / "otel-instrument", root / "otel-instrument")
+    passthrough = root / "python" / "bin" / "opentelemetry-instrument"
+    passthrough.write_text(
+        "import os, sys\n"
+        "os.environ['LBTEST_INSTRUMENT_PYTHON'] = os.path.realpath(sys.executable)\n"
+        "os.execv(sys.argv[1], sys.argv[1:])\n"
+    )
+    for version in versions:
+        (root / "python" / "lib" / ("python" + version) / "site-packages").mkdir(parents=True)
+    return root
+
+
+@pytest.mark.parametrize("named", ["python3.X", "python"], ids=["versioned-name", "plain-name"])
+def test_per_runtime_site_packages(layer_dir, runtime, tmp_path, named):
+    other = "3.9" if runtime.version == "3.8" else "3.8"
+    root = _synthetic_layer(layer_dir, tmp_path, [runtime.version, other])
+    if named == "python":
+        # an interpreter whose file name has no version: the wrapper must ask it
+        interpreter = tmp_path / "bin" / "python"
+        interpreter.parent.mkdir()
+        os.symlink(os.path.realpath(runtime.python), interpreter)
+    else:
+        interpreter = runtime.python
+    env = base_env(runtime, tmp_path)
+    run = run_wrapper(root / "otel-instrument",
+                      [str(interpreter), str(FAKE_RUNTIME / "bootstrap.py")],
+                      env, tmp_path / "out.json")
+    assert run.record is not None, run.stderr
+    entries = run.record["env"]["PYTHONPATH"].split(":")
+    own = str(root / "python" / "lib" / ("python" + runtime.version) / "site-packages")
+    assert entries == [str(FAKE_RUNTIME), own, str(root / "python")]
+    assert run.record["env"]["LBTEST_INSTRUMENT_PYTHON"] == os.path.realpath(runtime.python)
+
+
+def test_layer_root_found_through_relative_path(layer_dir, runtime, tmp_path):
+    root = _synthetic_layer(layer_dir, tmp_path, [])
+    env = base_env(runtime, tmp_path)
+    run = run_wrapper(os.path.join(".", "otel-instrument"),
+                      [runtime.python, str(FAKE_RUNTIME / "bootstrap.py")],
+                      env, tmp_path / "out.json", cwd=root)
+    assert run.record is not None, run.stderr
+    assert run.record["env"]["PYTHONPATH"].split(":") == [str(FAKE_RUNTIME),
+                                                          str(root.resolve() / "python")]
+
+
+def test_other_python3_first_in_path_is_not_used(run_layer, runtime, tmp_path):
+    # The console script's shebang says "env python3"; a python3 of another version
+    # first in PATH must not end up running the function.
+    decoy_bin = tmp_path / "decoy-bin"
+    decoy_bin.mkdir()
+    decoy = decoy_bin / "python3"
+    decoy.write_text("#!/bin/sh\necho decoy python3 ran >&2\nexit 97\n")
+    decoy.chmod(0o755)
+    run = run_layer({"PATH": "%s:%s:/usr/bin:/bin" % (decoy_bin, runtime.bin_dir)})
+    assert run.returncode == 0, run.stderr
+    assert "decoy python3 ran" not in run.stderr
+    assert run.record["version"] == runtime.version
+    assert "auto_instrumentation" in (run.record["otel"]["sitecustomize"] or "")
