@@ -8,6 +8,10 @@ Without either, the tests that need a tree are skipped.
 Runtime interpreters (python3.8, python3.9) are looked up in LAYERBUILD_PYTHON38 /
 LAYERBUILD_PYTHON39, then python3.X in PATH, then /root/.pyenv/versions/3.X*/bin/python.
 Each candidate is run once to check its version (a pyenv shim in PATH may not work).
+
+The runtime command's own PYTHONPATH stands in for Lambda's /var/runtime: this folder's
+fake_runtime/ plus the packages Lambda's runtime ships and the layer leaves out (urllib3),
+from LAYERBUILD_RUNTIME_PACKAGES or fetched once with pip into $LAYERBUILD_CACHE.
 """
 
 import glob
@@ -17,6 +21,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -150,6 +155,59 @@ def runtime(request, tmp_path_factory) -> Runtime:
     return found
 
 
+# ------------------------------------------------------- what Lambda's runtime provides
+
+# Lambda's python3.8/3.9 runtimes ship boto3, botocore and urllib3 (1.26) in /var/runtime,
+# so the layer leaves urllib3 out (spec: exclude urllib3*) and relies on the runtime's.
+RUNTIME_PROVIDED = "urllib3<2"
+
+
+def _layer_has(layer: Path, name: str, version: str) -> bool:
+    return any((folder / name).is_dir() for folder in (
+        layer / "python", layer / "python" / "lib" / ("python" + version) / "site-packages"))
+
+
+def _fetch_runtime_packages(version: str, tmp_path_factory) -> Optional[str]:
+    cache_root = Path(os.environ.get("LAYERBUILD_CACHE") or "~/.cache/layerbuild").expanduser()
+    cache = cache_root / "python-test-runtime" / ("python" + version)
+    if (cache / "urllib3").is_dir():
+        return str(cache)
+    staging = tmp_path_factory.mktemp("runtime-packages")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "--no-deps", "--only-binary=:all:", "--python-version", version,
+         "--implementation", "cp", "--target", str(staging), RUNTIME_PROVIDED],
+        capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0 or not (staging / "urllib3").is_dir():
+        return None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staging, cache)
+        return str(cache)
+    except OSError:
+        return str(staging)
+
+
+@pytest.fixture(scope="session")
+def runtime_path(runtime, layer_dir, tmp_path_factory) -> List[str]:
+    """The runtime's own PYTHONPATH entries, like /var/runtime on Lambda."""
+    entries = [str(FAKE_RUNTIME)]
+    override = os.environ.get("LAYERBUILD_RUNTIME_PACKAGES")
+    if override:
+        return entries + [override]
+    packages = _fetch_runtime_packages(runtime.version, tmp_path_factory)
+    if packages:
+        return entries + [packages]
+    if _layer_has(layer_dir, "urllib3", runtime.version):
+        return entries
+    pytest.skip(
+        "the layer leaves out urllib3 (Lambda's runtime ships it) and pip could not fetch "
+        "%r for python%s: set LAYERBUILD_RUNTIME_PACKAGES to a folder holding urllib3 1.26 "
+        "for that Python" % (RUNTIME_PROVIDED, runtime.version)
+    )
+
+
 # ---------------------------------------------------------------------------- OTLP sink
 
 
@@ -209,7 +267,7 @@ class Run:
         return self.record["env"]
 
 
-def base_env(runtime: Runtime, home: Path) -> Dict[str, str]:
+def base_env(runtime: Runtime, home: Path, runtime_path: List[str]) -> Dict[str, str]:
     """A Lambda-like environment: the runtime's bin dir first in PATH, its own PYTHONPATH."""
     env = {
         "PATH": "%s:/usr/local/bin:/usr/bin:/bin" % runtime.bin_dir,
@@ -217,7 +275,7 @@ def base_env(runtime: Runtime, home: Path) -> Dict[str, str]:
         "LANG": "C.UTF-8",
         "LAMBDA_TASK_ROOT": str(FAKE_TASK),
         "LAMBDA_RUNTIME_DIR": str(FAKE_RUNTIME),
-        "PYTHONPATH": str(FAKE_RUNTIME),
+        "PYTHONPATH": ":".join(runtime_path),
         "AWS_EXECUTION_ENV": "AWS_Lambda_python" + runtime.version,
         "_HANDLER": "app.handler",
         # keep the layer tree untouched (it is read-only on Lambda)
@@ -241,7 +299,7 @@ def run_wrapper(wrapper: Path, command: List[str], env: Dict[str, str], out: Pat
 
 
 @pytest.fixture
-def run_layer(layer_dir, runtime, tmp_path, otlp_sink):
+def run_layer(layer_dir, runtime, runtime_path, tmp_path, otlp_sink):
     """Run the layer's otel-instrument with the fake runtime command.
 
     run_layer(extra_env, args=[...], invoke=False, event=None, drop=[...], shell=None)
@@ -249,7 +307,7 @@ def run_layer(layer_dir, runtime, tmp_path, otlp_sink):
 
     def run(extra_env=None, args=(), invoke=False, event=None, drop=(), shell=None,
             command=None):
-        env = base_env(runtime, tmp_path)
+        env = base_env(runtime, tmp_path, runtime_path)
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_sink.url
         if invoke:
             env["LBTEST_INVOKE"] = "1"

@@ -61,13 +61,14 @@ def test_defaults(run_layer, layer_dir, runtime):
     assert "baggage" in otel["propagator_fields"]
 
 
-def test_pythonpath_runtime_first_then_layer(run_layer, layer_dir):
+def test_pythonpath_runtime_first_then_layer(run_layer, layer_dir, runtime_path):
     run = run_layer()
     assert run.returncode == 0, run.stderr
     entries = run.env["PYTHONPATH"].split(":")
     layer_python = str(layer_dir / "python")
-    assert str(FAKE_RUNTIME) in entries and layer_python in entries
-    assert entries.index(str(FAKE_RUNTIME)) < entries.index(layer_python)
+    assert layer_python in entries
+    for own in runtime_path:
+        assert entries.index(own) < entries.index(layer_python)
     assert "" not in entries  # an empty entry would put the cwd on sys.path
 
 
@@ -165,8 +166,8 @@ def test_runtime_command_not_python_uses_python3_from_path(run_layer, runtime, t
     assert sitecustomize and "auto_instrumentation" in sitecustomize
 
 
-def test_no_arguments_is_a_usage_error(layer_dir, runtime, tmp_path):
-    env = base_env(runtime, tmp_path)
+def test_no_arguments_is_a_usage_error(layer_dir, runtime, runtime_path, tmp_path):
+    env = base_env(runtime, tmp_path, runtime_path)
     run = run_wrapper(layer_dir / "otel-instrument", [], env, tmp_path / "out.json")
     assert run.returncode != 0
     assert "no runtime command" in run.stderr
@@ -192,7 +193,7 @@ def _synthetic_layer(layer_dir, tmp_path, versions):
 
 
 @pytest.mark.parametrize("named", ["python3.X", "python"], ids=["versioned-name", "plain-name"])
-def test_per_runtime_site_packages(layer_dir, runtime, tmp_path, named):
+def test_per_runtime_site_packages(layer_dir, runtime, runtime_path, tmp_path, named):
     other = "3.9" if runtime.version == "3.8" else "3.8"
     root = _synthetic_layer(layer_dir, tmp_path, [runtime.version, other])
     if named == "python":
@@ -202,26 +203,26 @@ def test_per_runtime_site_packages(layer_dir, runtime, tmp_path, named):
         os.symlink(os.path.realpath(runtime.python), interpreter)
     else:
         interpreter = runtime.python
-    env = base_env(runtime, tmp_path)
+    env = base_env(runtime, tmp_path, runtime_path)
     run = run_wrapper(root / "otel-instrument",
                       [str(interpreter), str(FAKE_RUNTIME / "bootstrap.py")],
                       env, tmp_path / "out.json")
     assert run.record is not None, run.stderr
     entries = run.record["env"]["PYTHONPATH"].split(":")
     own = str(root / "python" / "lib" / ("python" + runtime.version) / "site-packages")
-    assert entries == [str(FAKE_RUNTIME), own, str(root / "python")]
+    assert entries == runtime_path + [own, str(root / "python")]
     assert run.record["env"]["LBTEST_INSTRUMENT_PYTHON"] == os.path.realpath(runtime.python)
 
 
-def test_layer_root_found_through_relative_path(layer_dir, runtime, tmp_path):
+def test_layer_root_found_through_relative_path(layer_dir, runtime, runtime_path, tmp_path):
     root = _synthetic_layer(layer_dir, tmp_path, [])
-    env = base_env(runtime, tmp_path)
+    env = base_env(runtime, tmp_path, runtime_path)
     run = run_wrapper(os.path.join(".", "otel-instrument"),
                       [runtime.python, str(FAKE_RUNTIME / "bootstrap.py")],
                       env, tmp_path / "out.json", cwd=root)
     assert run.record is not None, run.stderr
-    assert run.record["env"]["PYTHONPATH"].split(":") == [str(FAKE_RUNTIME),
-                                                          str(root.resolve() / "python")]
+    assert run.record["env"]["PYTHONPATH"].split(":") == runtime_path + [
+        str(root.resolve() / "python")]
 
 
 def test_other_python3_first_in_path_is_not_used(run_layer, runtime, tmp_path):
