@@ -54,6 +54,11 @@ def parse_handler(handler):
             "ORIG_HANDLER %r is malformed: expected 'module.function' or "
             "'dir/module.function'" % (handler,)
         )
+    if module_name == __name__:
+        raise HandlerLoadError(
+            "ORIG_HANDLER %r points at the layer's shim itself, not at the function's "
+            "handler" % (handler,)
+        )
     return module_name, function_name
 
 

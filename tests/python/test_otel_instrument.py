@@ -238,3 +238,15 @@ def test_other_python3_first_in_path_is_not_used(run_layer, runtime, tmp_path):
     assert "decoy python3 ran" not in run.stderr
     assert run.record["version"] == runtime.version
     assert "auto_instrumentation" in (run.record["otel"]["sitecustomize"] or "")
+
+
+def test_wrapper_run_twice_keeps_the_original_handler(run_layer, layer_dir, runtime):
+    # e.g. another exec wrapper that calls /opt/otel-instrument again
+    run = run_layer(command=[str(layer_dir / "otel-instrument"), runtime.python,
+                             str(FAKE_RUNTIME / "bootstrap.py")], invoke=True)
+    assert run.returncode == 0, run.stderr
+    assert run.env["ORIG_HANDLER"] == "app.handler"
+    assert run.env["_HANDLER"] == "otel_wrapper.lambda_handler"
+    assert run.record["result"]["request"] == "req-0001"
+    # the resource attributes are added once more, but the values stay the same
+    assert run.record["otel"]["resource"]["faas.name"] == "orders-fn"

@@ -36,9 +36,10 @@ def test_handler_in_sub_directory(run_layer, otlp_sink):
         ("broken_import.handler", "lbtest-broken-at-import"),
         ("app.missing_function", "'app.missing_function'"),
         ("app.not_a_function", "'app.not_a_function'"),
+        ("otel_wrapper.lambda_handler", "points at the layer's shim itself"),
     ],
     ids=["unset", "empty", "no-dot", "no-function", "empty-dir", "no-module",
-         "module-raises", "no-function-in-module", "not-callable"],
+         "module-raises", "no-function-in-module", "not-callable", "the-shim"],
 )
 def test_handler_load_errors_name_the_handler(run_layer, handler, expected):
     if handler is None:
