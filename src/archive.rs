@@ -2,6 +2,7 @@
 //! time, explicit folders, modes chosen by us, deflate at a fixed level.
 
 use std::io::{Cursor, Seek, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -85,28 +86,65 @@ struct Packed {
     one_entry_zip: Vec<u8>,
 }
 
-fn pack(entry: &Entry, time: DateTime) -> Result<Packed> {
+fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
     let data = entry
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
     let sha256 = hex::encode(Sha256::digest(&data));
+    let packed = |one_entry_zip| Packed {
+        path: entry.path.clone(),
+        mode: entry.mode,
+        size: data.len() as u64,
+        sha256: sha256.clone(),
+        one_entry_zip,
+    };
+    // Deflate at level 9 is the slowest step of a warm build; its output depends only on what
+    // the key covers, so a cached copy is the same bytes.
+    let slot = cache.map(|dir| {
+        let time_bits = (u32::from(time.datepart()) << 16) | u32::from(time.timepart());
+        let key = format!(
+            "{sha256}\0{}\0{:o}\0{time_bits}\0{DEFLATE_LEVEL}\0{ZIP_WRITER}",
+            entry.path, entry.mode
+        );
+        dir.join(&hex::encode(Sha256::digest(key))[..40])
+    });
+    if let Some(bytes) = slot.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return Ok(packed(bytes));
+    }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
     w.write_all(&data)?;
     let one_entry_zip = w.finish()?.into_inner();
-    Ok(Packed {
-        path: entry.path.clone(),
-        mode: entry.mode,
-        size: data.len() as u64,
-        sha256,
-        one_entry_zip,
-    })
+    if let (Some(slot), Some(dir)) = (&slot, cache) {
+        // A cache that cannot be written only costs speed.
+        let _ = store(dir, slot, &one_entry_zip);
+    }
+    Ok(packed(one_entry_zip))
+}
+
+/// Part of the cache key: another zip writer may put other header bytes around the same data.
+const ZIP_WRITER: &str = "zip-9";
+
+fn store(dir: &Path, slot: &Path, bytes: &[u8]) -> Result<()> {
+    fs_err::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(slot)?;
+    Ok(())
 }
 
 /// Writes `entries` (files; folders are added for them) as a zip to `out`.
-/// Files are compressed on every core, then copied in sorted order.
-pub fn write<W: Write + Seek>(entries: &[Entry], time: DateTime, out: W) -> Result<Vec<Archived>> {
-    let mut packed: Vec<Packed> = entries.par_iter().map(|e| pack(e, time)).collect::<Result<_>>()?;
+/// Files are compressed on every core (or taken from `cache`), then copied in sorted order.
+pub fn write<W: Write + Seek>(
+    entries: &[Entry],
+    time: DateTime,
+    out: W,
+    cache: Option<&Path>,
+) -> Result<Vec<Archived>> {
+    let mut packed: Vec<Packed> = entries
+        .par_iter()
+        .map(|e| pack(e, time, cache))
+        .collect::<Result<_>>()?;
     let dirs = layout::parent_dirs(entries.iter().map(|e| e.path.as_str()));
     packed.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -164,8 +202,8 @@ mod tests {
         let b: Vec<Entry> = a.iter().rev().cloned().collect();
         let mut za = Cursor::new(Vec::new());
         let mut zb = Cursor::new(Vec::new());
-        write(&a, DateTime::default(), &mut za).unwrap();
-        write(&b, DateTime::default(), &mut zb).unwrap();
+        write(&a, DateTime::default(), &mut za, None).unwrap();
+        write(&b, DateTime::default(), &mut zb, None).unwrap();
         assert_eq!(za.into_inner(), zb.into_inner());
     }
 
@@ -180,6 +218,7 @@ mod tests {
             ],
             time,
             &mut z,
+            None,
         )
         .unwrap();
         let names: Vec<_> = listing.iter().map(|a| a.path.as_str()).collect();
@@ -199,6 +238,31 @@ mod tests {
             let mut s = Vec::new();
             f.read_to_end(&mut s).unwrap();
         }
+    }
+
+    #[test]
+    fn cached_compression_gives_the_same_bytes() {
+        let cache = tempfile::tempdir().unwrap();
+        let entries = vec![
+            entry("a/x.py", false, &b"y = 2\n".repeat(100)),
+            entry("b", true, b"#!/bin/sh\n"),
+        ];
+        let mut cold = Cursor::new(Vec::new());
+        let mut warm = Cursor::new(Vec::new());
+        let mut none = Cursor::new(Vec::new());
+        write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+        write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        write(&entries, DateTime::default(), &mut none, None).unwrap();
+        assert_eq!(cold.get_ref(), warm.get_ref());
+        assert_eq!(cold.get_ref(), none.get_ref());
+        // Another mode is another key, not a stale hit.
+        let mut other = entries.clone();
+        other[1].mode = 0o644;
+        let mut z = Cursor::new(Vec::new());
+        write(&other, DateTime::default(), &mut z, Some(cache.path())).unwrap();
+        let mut zip = ZipArchive::new(Cursor::new(z.into_inner())).unwrap();
+        assert_eq!(zip.by_name("b").unwrap().unix_mode(), Some(0o100644));
     }
 
     #[test]

@@ -59,7 +59,12 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
 
     bar.set_message(format!("compressing {} files", layer.entries.len()));
     let mut zip_tmp = temp_in(&plan.out)?;
-    let listing = archive::write(&layer.entries, plan.time, zip_tmp.as_file_mut())?;
+    let listing = archive::write(
+        &layer.entries,
+        plan.time,
+        zip_tmp.as_file_mut(),
+        Some(&plan.cache.join("deflate")),
+    )?;
     zip_tmp.as_file_mut().flush()?;
     let bytes = fs_err::read(zip_tmp.path())?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
