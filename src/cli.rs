@@ -42,6 +42,8 @@ enum Command {
     Plan(PlanArgs),
     /// Re-check finished zips against their manifests, checksums and the layer rules.
     Verify(VerifyArgs),
+    /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
+    Smoke(crate::smoke::SmokeArgs),
 }
 
 /// Where the layer is described and which parts of it to build.
@@ -167,6 +169,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Build(args)) => run_build(&args),
         Some(Command::Plan(args)) => run_plan(&args),
         Some(Command::Verify(args)) => run_verify(&args),
+        Some(Command::Smoke(args)) => crate::smoke::command(&args),
     }
 }
 

@@ -9,13 +9,16 @@ mod cli;
 mod collector;
 mod collector_config;
 mod elf;
+mod emulator;
 mod gather;
 mod layout;
 mod manifest;
 mod plan;
 mod progress;
+mod receiver;
 mod runtime;
 mod sitepackages;
+mod smoke;
 mod spec;
 mod verify;
 
