@@ -130,6 +130,30 @@ fn build_key(dir: &Path, package: &str, arch: Arch, go_version: &str) -> Result<
     Ok(hex::encode(h.finalize()))
 }
 
+/// Which collector the binary is: the version of the module holding the main package, or,
+/// when that is the local module itself (no version), the OpenTelemetry Collector it links.
+fn module_version(dir: &Path, package: &str, arch: Arch) -> Result<String> {
+    let main = run_go(
+        dir,
+        &["list", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", package],
+        arch,
+    )?;
+    let main = main.trim();
+    if main.split_whitespace().count() == 2 {
+        return Ok(main.to_string());
+    }
+    let otelcol = run_go(
+        dir,
+        &["list", "-m", "-f", "{{.Path}} {{.Version}}", OTELCOL_MODULE],
+        arch,
+    )
+    .unwrap_or_default();
+    Ok(otelcol.trim().to_string())
+}
+
+/// The collector core every distribution is built on.
+const OTELCOL_MODULE: &str = "go.opentelemetry.io/collector/otelcol";
+
 /// Builds the collector with Go, reusing an earlier build with the same key.
 fn go_build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(Arc<[u8]>, Option<String>)> {
     if !dir.join("go.mod").is_file() {
@@ -158,12 +182,7 @@ fn go_build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(
     args.extend_from_slice(GO_BUILD_FLAGS);
     args.extend_from_slice(&["-o", &out_arg, package]);
     run_go(dir, &args, arch)?;
-    let version = run_go(
-        dir,
-        &["list", "-f", "{{with .Module}}{{.Path}} {{.Version}}{{end}}", package],
-        arch,
-    )?;
-    fs_err::write(tmp.path().join("module-version"), version.trim())?;
+    fs_err::write(tmp.path().join("module-version"), module_version(dir, package, arch)?)?;
     // Another build may have filled the slot meanwhile: both results are the same bytes.
     match std::fs::rename(tmp.path(), &slot) {
         Ok(()) => {
