@@ -81,13 +81,13 @@ impl Plan {
                 collectors.insert(*arch, SourceKind::Path(abs));
             }
         }
-        if spec.spec.collector.is_some() {
-            if let Some(arch) = arches.iter().find(|a| !collectors.contains_key(a)) {
-                bail!(
-                    "{}: no collector source for {arch}: set collector.source or collector.per_arch.{arch}, or pass --collector {arch}=PATH",
-                    spec.path.display()
-                );
-            }
+        if spec.spec.collector.is_some()
+            && let Some(arch) = arches.iter().find(|a| !collectors.contains_key(a))
+        {
+            bail!(
+                "{}: no collector source for {arch}: set collector.source or collector.per_arch.{arch}, or pass --collector {arch}=PATH",
+                spec.path.display()
+            );
         }
 
         let mut interpreters = BTreeMap::new();
