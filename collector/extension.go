@@ -23,6 +23,9 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 )
 
+// logger is ours alone, so other packages' log output keeps its own format.
+var logger = log.New(os.Stderr, "[collector] ", 0)
+
 type extensionClient struct {
 	base string
 	id   string
@@ -84,23 +87,21 @@ func (c *extensionClient) next(ctx context.Context) (extensionEvent, error) {
 
 // fail reports err on init/error or exit/error; Lambda then fails the phase.
 func (c *extensionClient) fail(phase, errType string, err error) {
-	log.Printf("%s: %s: %v", phase, errType, err)
+	logger.Printf("%s: %s: %v", phase, errType, err)
 	body, _ := json.Marshal(map[string]string{"errorMessage": err.Error(), "errorType": errType})
 	resp, rerr := c.do(context.Background(), http.MethodPost, "/"+phase+"/error", string(body),
 		map[string]string{"Lambda-Extension-Function-Error-Type": errType})
 	if rerr != nil {
-		log.Printf("reporting %s error: %v", phase, rerr)
+		logger.Printf("reporting %s error: %v", phase, rerr)
 		return
 	}
 	resp.Body.Close()
 }
 
 func runExtension(set otelcol.CollectorSettings) int {
-	log.SetFlags(0)
-	log.SetPrefix("[collector] ")
 	api := os.Getenv("AWS_LAMBDA_RUNTIME_API")
 	if api == "" {
-		log.Print("AWS_LAMBDA_RUNTIME_API is not set, so this is not a Lambda extension environment; " +
+		logger.Print("AWS_LAMBDA_RUNTIME_API is not set, so this is not a Lambda extension environment; " +
 			"outside Lambda run `collector --config FILE` or `collector components`")
 		return 2
 	}
@@ -108,10 +109,10 @@ func runExtension(set otelcol.CollectorSettings) int {
 	ctx := context.Background()
 	name := filepath.Base(os.Args[0])
 	if err := c.register(ctx, name); err != nil {
-		log.Printf("cannot register extension %q: %v", name, err)
+		logger.Printf("cannot register extension %q: %v", name, err)
 		return 1
 	}
-	log.Printf("registered as %q, config %s", name, set.ConfigProviderSettings.ResolverSettings.URIs[0])
+	logger.Printf("registered as %q, config %s", name, set.ConfigProviderSettings.ResolverSettings.URIs[0])
 
 	// Lambda sends SHUTDOWN, not signals; treat SIGTERM/SIGINT the same way.
 	set.DisableGracefulShutdown = true
@@ -159,7 +160,7 @@ func runExtension(set otelcol.CollectorSettings) int {
 	stop := func() int {
 		col.Shutdown()
 		if err := <-done; err != nil {
-			log.Printf("collector shutdown: %v", err)
+			logger.Printf("collector shutdown: %v", err)
 			return 1
 		}
 		return 0
@@ -168,11 +169,11 @@ func runExtension(set otelcol.CollectorSettings) int {
 		select {
 		case ev := <-events:
 			if ev.EventType == "SHUTDOWN" {
-				log.Printf("SHUTDOWN (%s): flushing", ev.ShutdownReason)
+				logger.Printf("SHUTDOWN (%s): flushing", ev.ShutdownReason)
 				return stop()
 			}
 		case s := <-sigs:
-			log.Printf("signal %v: flushing", s)
+			logger.Printf("signal %v: flushing", s)
 			return stop()
 		case err := <-nextErr:
 			rc := stop()
