@@ -18,7 +18,11 @@ fn spec_with_source(dir: &Path, source: &str) {
 }
 
 fn zip_entry(zip: &Path, name: &str) -> Vec<u8> {
-    read_zip(zip).into_iter().find(|(n, _, _)| n == name).map(|(_, _, d)| d).expect("entry present")
+    read_zip(zip)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .map(|(_, _, d)| d)
+        .expect("entry present")
 }
 
 #[test]
@@ -26,13 +30,26 @@ fn zip_source_takes_the_binary_out_of_a_pinned_zip() {
     let d = tempfile::tempdir().unwrap();
     let upstream = d.path().join("upstream.zip");
     let elf = fake_elf(EM_X86_64, ET_EXEC, 100);
-    write_zip(&upstream, &[("extensions/".into(), 0o40755, vec![]), ("extensions/collector".into(), 0o100755, elf.clone())]);
+    write_zip(
+        &upstream,
+        &[
+            ("extensions/".into(), 0o40755, vec![]),
+            ("extensions/collector".into(), 0o100755, elf.clone()),
+        ],
+    );
     let sha = hex::encode(Sha256::digest(std::fs::read(&upstream).unwrap()));
     spec_with_source(d.path(), &format!("{{zip: upstream.zip, sha256: {sha}}}"));
     layerbuild(d.path()).args(["--arch", "x86_64"]).assert().success();
-    assert_eq!(zip_entry(&d.path().join("dist/c-amd64-ver-1-0-0.zip"), "extensions/collector"), elf);
+    assert_eq!(
+        zip_entry(&d.path().join("dist/c-amd64-ver-1-0-0.zip"), "extensions/collector"),
+        elf
+    );
     // The same zip for arm64 holds an x86_64 binary: the ELF check must refuse it.
-    layerbuild(d.path()).args(["--arch", "arm64"]).assert().code(1).stderr(contains("but the layer is arm64"));
+    layerbuild(d.path())
+        .args(["--arch", "arm64"])
+        .assert()
+        .code(1)
+        .stderr(contains("but the layer is arm64"));
 
     let wrong = "0".repeat(64);
     spec_with_source(d.path(), &format!("{{zip: upstream.zip, sha256: {wrong}}}"));
@@ -40,7 +57,9 @@ fn zip_source_takes_the_binary_out_of_a_pinned_zip() {
         .args(["--arch", "x86_64", "--out", "out2"])
         .assert()
         .code(1)
-        .stderr(contains(format!("upstream.zip: sha256 is {sha} but the spec pins {wrong}")));
+        .stderr(contains(format!(
+            "upstream.zip: sha256 is {sha} but the spec pins {wrong}"
+        )));
     assert!(!d.path().join("out2/c-amd64-ver-1-0-0.zip").exists());
 }
 
@@ -51,10 +70,14 @@ fn zip_source_without_the_member_fails() {
     write_zip(&upstream, &[("README".into(), 0o100644, b"hi".to_vec())]);
     let sha = hex::encode(Sha256::digest(std::fs::read(&upstream).unwrap()));
     spec_with_source(d.path(), &format!("{{zip: upstream.zip, sha256: {sha}}}"));
-    layerbuild(d.path()).assert().code(1).stderr(contains("has no `extensions/collector`"));
+    layerbuild(d.path())
+        .assert()
+        .code(1)
+        .stderr(contains("has no `extensions/collector`"));
 }
 
-const HELLO_GO: &str = "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the collector stand-in\") }\n";
+const HELLO_GO: &str =
+    "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello from the collector stand-in\") }\n";
 
 fn go_module(dir: &Path, main: &str) {
     write(dir, "gomod/go.mod", b"module example.com/standin\n\ngo 1.21\n");
@@ -72,7 +95,10 @@ fn go_source_builds_both_arches_reproducibly() {
         // Separate caches: the second build really runs go build again.
         layerbuild(d.path()).assert().success();
     }
-    for (zip, machine) in [("c-amd64-ver-1-0-0.zip", EM_X86_64), ("c-arm64-ver-1-0-0.zip", EM_AARCH64)] {
+    for (zip, machine) in [
+        ("c-amd64-ver-1-0-0.zip", EM_X86_64),
+        ("c-arm64-ver-1-0-0.zip", EM_AARCH64),
+    ] {
         let bin_a = zip_entry(&a.path().join("dist").join(zip), "extensions/collector");
         let bin_b = zip_entry(&b.path().join("dist").join(zip), "extensions/collector");
         assert!(bin_a == bin_b, "{zip}: two go builds differ");
@@ -83,11 +109,17 @@ fn go_source_builds_both_arches_reproducibly() {
     std::fs::write(&exe, bin).unwrap();
     std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(&exe).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from the collector stand-in\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the collector stand-in\n"
+    );
     // A second build with the same inputs comes from the cache, byte for byte.
     let before = std::fs::read(a.path().join("dist/c-arm64-ver-1-0-0.zip")).unwrap();
     layerbuild(a.path()).args(["--arch", "arm64"]).assert().success();
-    assert_eq!(before, std::fs::read(a.path().join("dist/c-arm64-ver-1-0-0.zip")).unwrap());
+    assert_eq!(
+        before,
+        std::fs::read(a.path().join("dist/c-arm64-ver-1-0-0.zip")).unwrap()
+    );
 }
 
 #[test]
@@ -108,7 +140,17 @@ fn go_build_failure_shows_go_message() {
 const COMPONENTS: [(&str, &[&str]); 4] = [
     ("receivers", &["otlp"]),
     ("processors", &[]),
-    ("exporters", &["awsemf", "awsxray", "debug", "otlp", "otlphttp", "prometheusremotewrite"]),
+    (
+        "exporters",
+        &[
+            "awsemf",
+            "awsxray",
+            "debug",
+            "otlp",
+            "otlphttp",
+            "prometheusremotewrite",
+        ],
+    ),
     ("extensions", &["sigv4auth"]),
 ];
 
@@ -129,7 +171,13 @@ fn real_collector_has_the_reduced_component_set() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.path().join("dist/c-arm64-ver-1-0-0.manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["collector"]["elf_machine"], "arm64 (EM_AARCH64)");
-    assert!(manifest["collector"]["module_version"].as_str().unwrap().contains(" v0."), "{manifest}");
+    assert!(
+        manifest["collector"]["module_version"]
+            .as_str()
+            .unwrap()
+            .contains(" v0."),
+        "{manifest}"
+    );
 
     let bin = zip_entry(&d.path().join("dist/c-amd64-ver-1-0-0.zip"), "extensions/collector");
     let exe = d.path().join("collector");
@@ -141,7 +189,11 @@ fn real_collector_has_the_reduced_component_set() {
     for (kind, want) in COMPONENTS {
         let mut got: Vec<String> = listed[kind]
             .as_sequence()
-            .map(|s| s.iter().map(|c| c["name"].as_str().unwrap_or_default().to_string()).collect())
+            .map(|s| {
+                s.iter()
+                    .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         got.sort();
         assert_eq!(got, want, "{kind}");
