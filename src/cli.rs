@@ -42,8 +42,20 @@ enum Command {
     Plan(PlanArgs),
     /// Re-check finished zips against their manifests, checksums and the layer rules.
     Verify(VerifyArgs),
+    /// Resolve python.requirements with pip for every architecture and runtime; write python.lock.
+    Lock(LockArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
     Smoke(crate::smoke::SmokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// The layer spec; paths inside it are relative to its folder.
+    #[arg(long, value_name = "PATH", default_value = "layer.yaml")]
+    spec: PathBuf,
+    /// Python whose pip resolves for one runtime, e.g. python3.9=/usr/bin/python3.9 (repeatable).
+    #[arg(long, value_name = "RUNTIME=PATH", value_parser = parse_python)]
+    python: Vec<(Runtime, PathBuf)>,
 }
 
 /// Where the layer is described and which parts of it to build.
@@ -170,6 +182,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Plan(args)) => run_plan(&args),
         Some(Command::Verify(args)) => run_verify(&args),
         Some(Command::Smoke(args)) => crate::smoke::command(&args),
+        Some(Command::Lock(args)) => run_lock(&args),
     }
 }
 
@@ -281,6 +294,23 @@ fn run_plan(args: &PlanArgs) -> Result<ExitCode> {
             println!("  {} {size:>10} {path}  <- {origin}", format_mode(*mode));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_lock(args: &LockArgs) -> Result<ExitCode> {
+    let locked = crate::lock::run(&crate::lock::LockInput {
+        spec: args.spec.clone(),
+        pythons: args.python.clone(),
+    })?;
+    for w in &locked.warnings {
+        eprintln!("layerbuild: warning: {w}");
+    }
+    println!(
+        "locked {} packages ({} wheels) in {}",
+        locked.packages,
+        locked.wheels,
+        locked.path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

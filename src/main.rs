@@ -3,6 +3,7 @@
 mod arch;
 mod archive;
 mod build;
+mod bytecode;
 mod cache;
 mod check;
 mod cli;
@@ -12,6 +13,8 @@ mod elf;
 mod emulator;
 mod gather;
 mod layout;
+mod lock;
+mod lockfile;
 mod manifest;
 mod plan;
 mod progress;
@@ -20,7 +23,10 @@ mod runtime;
 mod sitepackages;
 mod smoke;
 mod spec;
+mod tags;
 mod verify;
+mod wheel;
+mod wheelcache;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,320 @@
+//! Checked-hash `.pyc` (PEP 552) for each target runtime, compiled by that runtime's own CPython
+//! in one process per runtime, and cached so a warm build runs no Python at all.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::runtime::Runtime;
+
+/// A CPython found on the build host for one runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    /// `3.9.18`.
+    pub version: String,
+    /// `importlib.util.MAGIC_NUMBER`, hex: it names the bytecode format.
+    pub magic: String,
+}
+
+/// Reads the version and bytecode magic of an interpreter; cached by the file's identity, as
+/// running Python only to ask costs more than a warm build's whole Python step.
+pub fn probe(path: &Path, cache: &Path) -> Result<Interpreter> {
+    let real = fs_err::canonicalize(path)?;
+    let meta = fs_err::metadata(&real)?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let key = hex::encode(Sha256::digest(format!("{}\0{}\0{mtime}", real.display(), meta.len())));
+    let slot = cache.join("interpreters").join(&key);
+    if let Ok(text) = fs_err::read_to_string(&slot)
+        && let Some((version, magic)) = text.trim().split_once(' ')
+    {
+        return Ok(Interpreter {
+            path: path.to_path_buf(),
+            version: version.to_string(),
+            magic: magic.to_string(),
+        });
+    }
+    let out = Command::new(path)
+        .args([
+            "-I",
+            "-c",
+            "import sys, importlib.util; print('%d.%d.%d' % sys.version_info[:3], importlib.util.MAGIC_NUMBER.hex())",
+        ])
+        .output()
+        .with_context(|| format!("cannot run the Python interpreter {}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some((version, magic)) = text.trim().split_once(' ').filter(|_| out.status.success()) else {
+        bail!(
+            "{}: does not report its version like CPython 3 does: pass another one with --python",
+            path.display()
+        );
+    };
+    write_atomic(&slot, format!("{version} {magic}\n").as_bytes())?;
+    Ok(Interpreter {
+        path: path.to_path_buf(),
+        version: version.to_string(),
+        magic: magic.to_string(),
+    })
+}
+
+impl Interpreter {
+    pub fn is_for(&self, rt: Runtime) -> bool {
+        let mut parts = self.version.split('.');
+        parts.next() == Some(&rt.major.to_string()) && parts.next() == Some(&rt.minor.to_string())
+    }
+}
+
+/// The interpreter to compile for `rt`: the configured one (which must be that version), else
+/// `python3.X` on PATH, else a pyenv build. pyenv's shims on PATH are skipped: they pick a
+/// version by the current folder, and their file says nothing about which Python runs.
+pub fn find(rt: Runtime, configured: Option<&Path>, cache: &Path) -> Result<Option<Interpreter>> {
+    if let Some(p) = configured {
+        let i = probe(p, cache).with_context(|| format!("the interpreter given for {rt}"))?;
+        if !i.is_for(rt) {
+            bail!(
+                "{}: is Python {}, not {}: pass the right one with --python {rt}=PATH",
+                p.display(),
+                i.version,
+                rt.dotted()
+            );
+        }
+        return Ok(Some(i));
+    }
+    for candidate in candidates(rt) {
+        if let Ok(i) = probe(&candidate, cache)
+            && i.is_for(rt)
+        {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+fn candidates(rt: Runtime) -> Vec<PathBuf> {
+    let name = format!("python{}", rt.dotted());
+    let mut out = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.ends_with(".pyenv/shims") {
+                continue;
+            }
+            let p = dir.join(&name);
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    let mut roots = vec![PathBuf::from("/root/.pyenv/versions")];
+    if let Some(home) = std::env::var_os("HOME") {
+        roots.push(PathBuf::from(home).join(".pyenv/versions"));
+    }
+    let prefix = format!("{}.", rt.dotted());
+    for root in roots {
+        let Ok(dir) = std::fs::read_dir(&root) else { continue };
+        let mut versions: Vec<(u32, PathBuf)> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some((patch, e.path().join("bin/python")))
+            })
+            .filter(|(_, p)| p.is_file())
+            .collect();
+        // Newest patch release first.
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+        out.extend(versions.into_iter().map(|(_, p)| p));
+    }
+    out
+}
+
+/// One source file to compile.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The path Python reports in tracebacks: where the file is on Lambda.
+    pub dfile: String,
+    pub data: Arc<[u8]>,
+    pub sha256: [u8; 32],
+}
+
+/// Reads stdin as (dfile, source) frames and writes one frame per file: the checked-hash pyc,
+/// or nothing for a file this Python cannot compile (as compileall skips it). The calls are the
+/// ones `py_compile.compile(..., invalidation_mode=CHECKED_HASH, dfile=...)` makes.
+const COMPILER: &str = r#"
+import sys, struct, importlib.util
+from importlib._bootstrap_external import _code_to_hash_pyc
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def take(n):
+    b = inp.read(n)
+    if len(b) != n:
+        raise SystemExit("short input")
+    return b
+(count,) = struct.unpack("<I", take(4))
+for _ in range(count):
+    (n,) = struct.unpack("<I", take(4)); dfile = take(n).decode()
+    (n,) = struct.unpack("<I", take(4)); src = take(n)
+    try:
+        code = compile(src, dfile, "exec", dont_inherit=True)
+        data = _code_to_hash_pyc(code, importlib.util.source_hash(src), True)
+    except Exception:
+        data = b""
+    out.write(struct.pack("<I", len(data))); out.write(data)
+out.flush()
+"#;
+
+/// One lock per runtime: the architectures build at once and mostly compile the same files, so
+/// the second waits and finds them in the cache.
+static COMPILING: Mutex<BTreeMap<String, Arc<Mutex<()>>>> = Mutex::new(BTreeMap::new());
+
+fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(src.sha256);
+    h.update(src.dfile.as_bytes());
+    h.update([0]);
+    h.update(interp.version.as_bytes());
+    h.update([0]);
+    h.update(interp.magic.as_bytes());
+    let key = hex::encode(h.finalize());
+    cache.join("pyc").join(&key[..2]).join(&key)
+}
+
+/// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
+/// newer Python in a file that is never imported there).
+pub fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
+    let lock = {
+        let mut map = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(interp.version.clone()).or_default().clone()
+    };
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+
+    let slots: Vec<PathBuf> = sources.iter().map(|s| cache_slot(cache, interp, s)).collect();
+    let mut out: Vec<Option<Option<Arc<[u8]>>>> = slots
+        .iter()
+        .map(|slot| match std::fs::read(slot) {
+            // An empty entry records that this Python could not compile the file.
+            Ok(data) if data.is_empty() => Some(None),
+            Ok(data) => Some(Some(Arc::from(data))),
+            Err(_) => None,
+        })
+        .collect();
+    let todo: Vec<usize> = (0..sources.len()).filter(|&i| out[i].is_none()).collect();
+    if !todo.is_empty() {
+        let compiled = run_compiler(interp, todo.iter().map(|&i| &sources[i]))?;
+        for (&i, pyc) in todo.iter().zip(compiled) {
+            write_atomic(&slots[i], &pyc)?;
+            out[i] = Some((!pyc.is_empty()).then(|| Arc::from(pyc)));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every file was compiled or cached"))
+        .collect())
+}
+
+fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Source>) -> Result<Vec<Vec<u8>>> {
+    let mut input = Vec::new();
+    let sources: Vec<&Source> = sources.collect();
+    input.extend_from_slice(&(sources.len() as u32).to_le_bytes());
+    for s in &sources {
+        input.extend_from_slice(&(s.dfile.len() as u32).to_le_bytes());
+        input.extend_from_slice(s.dfile.as_bytes());
+        input.extend_from_slice(&(s.data.len() as u32).to_le_bytes());
+        input.extend_from_slice(&s.data);
+    }
+    let mut child = Command::new(&interp.path)
+        .args(["-I", "-c", COMPILER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {} to compile bytecode", interp.path.display()))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // Feed from another thread: the child writes results while it still reads.
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let mut stdout = Vec::new();
+    child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
+    let output = child.wait_with_output()?;
+    let fed = feeder.join().expect("feeder thread does not panic");
+    if !output.status.success() || fed.is_err() {
+        bail!(
+            "{} (Python {}) failed compiling bytecode: {}: build with --no-bytecode to skip it",
+            interp.path.display(),
+            interp.version,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        );
+    }
+    let mut results = Vec::with_capacity(sources.len());
+    let mut rest = stdout.as_slice();
+    for _ in &sources {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .context("the bytecode compiler's output ended early")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            bail!("the bytecode compiler's output ended early");
+        }
+        results.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    Ok(results)
+}
+
+fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
+    let dir = to.parent().expect("cache path has a parent");
+    fs_err::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}: check the cache is writable", dir.display()))?;
+    tmp.write_all(data)?;
+    tmp.persist(to)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(())
+}
+
+/// `pkg/mod.py` -> `pkg/__pycache__/mod.cpython-39.pyc`.
+pub fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
+    let stem = py.strip_suffix(".py")?;
+    let (dir, name) = match stem.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n),
+        None => (String::new(), stem),
+    };
+    Some(format!("{dir}__pycache__/{name}.cpython-{}{}.pyc", rt.major, rt.minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_names() {
+        let rt = Runtime::parse("python3.9").unwrap();
+        assert_eq!(
+            pyc_path("python/a/b.py", rt).unwrap(),
+            "python/a/__pycache__/b.cpython-39.pyc"
+        );
+        assert_eq!(pyc_path("x.py", rt).unwrap(), "__pycache__/x.cpython-39.pyc");
+        assert_eq!(pyc_path("x.pyi", rt), None);
+    }
+
+    #[test]
+    fn wrong_version_interpreter_is_refused() {
+        let cache = tempfile::tempdir().unwrap();
+        let Ok(host) = probe(Path::new("/usr/bin/env"), cache.path()) else {
+            // `env` is not Python: probing fails, as it must.
+            let rt = Runtime::parse("python3.6").unwrap();
+            let e = find(rt, Some(Path::new("/bin/sh")), cache.path()).unwrap_err();
+            assert!(format!("{e:#}").contains("--python"), "{e:#}");
+            return;
+        };
+        panic!("`env` probed as Python {host:?}");
+    }
+}
