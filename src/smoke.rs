@@ -1250,6 +1250,7 @@ fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration, ti
     r.spans = span_reports(&got.spans);
     if failure.is_none() || !r.checks.is_empty() {
         r.checks = evaluate(&st, r.request_id.as_deref(), &stage.target_body, &got);
+        r.checks.push(native_modules_check(&ctx.layer, interp.runtime));
     }
     for p in &got.problems {
         r.notes.push(format!("receiver refused a post: {p}"));
@@ -1616,6 +1617,67 @@ pub fn evaluate(st: &State, request_id: Option<&str>, target_body: &str, got: &R
     };
     checks.push(client_check);
     checks
+}
+
+/// Extension modules on this runtime's path that it cannot import: tagged for another CPython
+/// (`.cpython-39-` under python3.8) with no sibling for this one. Python skips them silently and
+/// the package falls back or fails at first use, so a passing invocation does not show it.
+fn native_modules_check(layer: &Path, rt: Runtime) -> Check {
+    let py = layer.join("python");
+    let own = format!("python{}", rt.dotted());
+    let want = format!("{}{}", rt.major, rt.minor);
+    let mut total = 0;
+    let mut bad = Vec::new();
+    let walk = walkdir::WalkDir::new(&py).into_iter().filter_entry(|e| {
+        // python/lib/python3.X/ of other runtimes is not on this runtime's path.
+        let rel = e.path().strip_prefix(&py).unwrap_or(e.path());
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        !(parts.len() == 2 && parts[0] == "lib" && parts[1].starts_with("python") && parts[1] != own)
+    });
+    for e in walk.filter_map(|e| e.ok()).filter(|e| e.file_type().is_file()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((module, rest)) = name.split_once(".cpython-") else {
+            continue;
+        };
+        if !name.ends_with(".so") {
+            continue;
+        }
+        total += 1;
+        let tag: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if tag == want {
+            continue;
+        }
+        let sibling = format!("{module}.cpython-{want}-");
+        let has_sibling = e
+            .path()
+            .parent()
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .is_some_and(|rd| {
+                rd.filter_map(|x| x.ok())
+                    .any(|x| x.file_name().to_string_lossy().starts_with(&sibling))
+            });
+        if !has_sibling {
+            bad.push(e.path().strip_prefix(layer).unwrap_or(e.path()).display().to_string());
+        }
+    }
+    let name = format!("native modules for {own}");
+    if bad.is_empty() {
+        Check::new(
+            &name,
+            true,
+            format!("{total} extension modules on its path, each loadable by cp{want} (checked by file name)"),
+        )
+    } else {
+        Check::new(
+            &name,
+            false,
+            format!(
+                "{} extension modules are built for another CPython and cannot load under {own}: {}; build the layer's packages for {own}",
+                bad.len(),
+                bad.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    }
 }
 
 /// For a layer of another architecture: the extensions under qemu, a probe span through them.
@@ -2023,11 +2085,40 @@ mod tests {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let e = spawn("x", &[script.into_os_string()], dir.path(), &env, dir.path()).err();
         // A host with binfmt emulation for the other arch may start it; otherwise the cause is named.
-        if let Some(e) = e {
-            assert!(
+        // Only a host with binfmt emulation registered for the other arch may start it.
+        let emulated = std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists()
+            || std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-x86_64").exists();
+        match e {
+            Some(e) => assert!(
                 e.contains("exec format error") && e.contains("wrong architecture"),
                 "{e}"
-            );
+            ),
+            None => assert!(emulated, "a foreign ELF started without binfmt emulation"),
         }
+    }
+
+    #[test]
+    fn native_modules_must_match_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let py = dir.path().join("python");
+        let put = |rel: &str| {
+            let p = py.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        };
+        let py38 = Runtime { major: 3, minor: 8 };
+        let py39 = Runtime { major: 3, minor: 9 };
+        put("wrapt/_wrappers.cpython-39-x86_64-linux-gnu.so");
+        put("lib/python3.8/site-packages/grpc/cygrpc.cpython-38-x86_64-linux-gnu.so");
+        put("lib/python3.9/site-packages/grpc/cygrpc.cpython-39-x86_64-linux-gnu.so");
+        put("lib/python3.9/site-packages/x/_abi3.abi3.so");
+        assert!(native_modules_check(dir.path(), py39).ok);
+        let c = native_modules_check(dir.path(), py38);
+        assert!(!c.ok && c.detail.contains("wrapt/_wrappers.cpython-39"), "{c:?}");
+        // A sibling built for the runtime makes it loadable.
+        put("wrapt/_wrappers.cpython-38-x86_64-linux-gnu.so");
+        let c = native_modules_check(dir.path(), py38);
+        assert!(c.ok, "{c:?}");
+        assert!(c.detail.starts_with("3 extension modules"), "{c:?}");
     }
 }
