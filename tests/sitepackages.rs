@@ -423,3 +423,95 @@ fn bytecode_is_checked_hash_for_the_target_runtime() {
     );
     assert!(err.contains("python3.15") && err.contains("--python"), "{err}");
 }
+
+/// Locks the real `layer-src/requirements.in` and builds its tree for both architectures.
+#[test]
+#[ignore = "network: locks and builds the real 1.20.0 set"]
+fn real_set_locks_and_builds_for_both_arches() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(dir.path().join("layer-src")).unwrap();
+    std::fs::copy(
+        repo.join("layer-src/requirements.in"),
+        dir.path().join("layer-src/requirements.in"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("layer.yaml"),
+        "name: real\nversion: '1.20.0'\narchitectures: [x86_64, arm64]\nruntimes: [python3.8, python3.9]\npython:\n  requirements: layer-src/requirements.in\n  lock: layer-src/requirements.txt\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::cargo_bin("layerbuild")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("LAYERBUILD_CACHE", dir.path().join("cache"))
+            .args(args)
+            .assert()
+            .success()
+    };
+    run(&["lock"]);
+    let lock = std::fs::read_to_string(dir.path().join("layer-src/requirements.txt")).unwrap();
+    assert!(lock.contains("opentelemetry-distro==0.41b0"), "{lock}");
+    assert!(!lock.contains("://"), "the lock must name no index");
+    run(&["build", "--out", "dist"]);
+
+    for (zip, machine, em) in [
+        ("real-amd64-ver-1-20-0.zip", "x86_64", EM_X86_64),
+        ("real-arm64-ver-1-20-0.zip", "aarch64", EM_AARCH64),
+    ] {
+        let z = read_zip(&dir.path().join("dist").join(zip));
+        let site = |p: &str| -> String {
+            for v in ["3.8", "3.9"] {
+                if let Some(rest) = p.strip_prefix(&format!("python/lib/python{v}/site-packages/")) {
+                    return rest.to_string();
+                }
+            }
+            p.strip_prefix("python/").unwrap_or(p).to_string()
+        };
+        let mut abis: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+        for (path, (_, data)) in &z {
+            if path.ends_with(".so") {
+                assert_eq!(u16::from_le_bytes([data[18], data[19]]), em, "{zip}: {path}");
+                // A stable-ABI module serves every runtime; CPython prefers its own tag first.
+                for (abi, tag) in [
+                    ("38", format!(".cpython-38-{machine}-linux-gnu.so")),
+                    ("39", format!(".cpython-39-{machine}-linux-gnu.so")),
+                    ("abi3", ".abi3.so".to_string()),
+                ] {
+                    if let Some(module) = site(path).strip_suffix(&tag) {
+                        abis.entry(module.to_string()).or_default().push(abi);
+                    }
+                }
+            }
+            assert!(!path.contains("cpython-311"), "{zip}: {path} is for the host's Python");
+        }
+        assert!(abis.keys().any(|m| m.starts_with("grpc/")), "{zip}: {abis:?}");
+        for (module, found) in &abis {
+            for rt in ["38", "39"] {
+                assert!(
+                    found.contains(&rt) || found.contains(&"abi3"),
+                    "{zip}: {module} has native code for {found:?}, none for cpython-{rt}"
+                );
+            }
+        }
+        let (mode, script) = &z["python/bin/opentelemetry-instrument"];
+        assert!(script.starts_with(b"#!/usr/bin/env python3\n"));
+        assert_eq!(mode & 0o777, 0o755);
+        for v in ["3.8", "3.9"] {
+            let own = format!("python/lib/python{v}/site-packages/");
+            let mut seen = std::collections::BTreeSet::new();
+            for path in z.keys().filter(|p| p.ends_with(".dist-info/METADATA")) {
+                if path.starts_with("python/lib/") && !path.starts_with(&own) {
+                    continue;
+                }
+                let dist = site(path);
+                let project = dist.split('-').next().unwrap().to_lowercase().replace(['-', '.'], "_");
+                assert!(
+                    seen.insert(project.clone()),
+                    "{zip}: two dist-info of {project} for python{v}"
+                );
+            }
+        }
+    }
+}
