@@ -5,17 +5,18 @@ LAYERBUILD := target/debug/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
 
-.PHONY: test lint rust-test layers python-test bench clean
+.PHONY: test lint rust-test layers python-test smoke bench clean
 
-## Everything CI runs: lint, Rust unit and end-to-end tests (network ones too),
-## the default layers built for real, and the Python tests of the wrapper and shim.
-test: lint rust-test layers python-test
+## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
+## tests (the network and toolchain ones too, some of which use the built layers), the
+## Python tests of the wrapper and shim, and the smoke run of both layers.
+test: lint layers rust-test python-test smoke
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-rust-test:
+rust-test: layers
 	$(CARGO) test -- --include-ignored
 
 ## The default layer for both architectures, from layer.yaml.
@@ -27,8 +28,13 @@ layers:
 python-test: layers
 	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs
 
+## A local Lambda cold start and invocation of each layer (arm64: under qemu-user).
+smoke: layers
+	$(LAYERBUILD) smoke $(X86_ZIP)
+	$(LAYERBUILD) smoke $(ARM_ZIP)
+
 bench:
-	bench/run.sh
+	python3 bench/bench.py
 
 clean:
 	rm -rf dist target/bench

@@ -1647,14 +1647,19 @@ fn native_modules_check(layer: &Path, rt: Runtime) -> Check {
         if tag == want {
             continue;
         }
+        // This runtime's own build, or a stable-ABI or untagged one, which any CPython loads
+        // (charset_normalizer ships cp39-only wheels beside a cp37-abi3 one for 3.8).
         let sibling = format!("{module}.cpython-{want}-");
+        let portable = [format!("{module}.abi3.so"), format!("{module}.so")];
         let has_sibling = e
             .path()
             .parent()
             .and_then(|d| std::fs::read_dir(d).ok())
             .is_some_and(|rd| {
-                rd.filter_map(|x| x.ok())
-                    .any(|x| x.file_name().to_string_lossy().starts_with(&sibling))
+                rd.filter_map(|x| x.ok()).any(|x| {
+                    let n = x.file_name().to_string_lossy().into_owned();
+                    n.starts_with(&sibling) || portable.contains(&n)
+                })
             });
         if !has_sibling {
             bad.push(e.path().strip_prefix(layer).unwrap_or(e.path()).display().to_string());
@@ -2120,5 +2125,10 @@ mod tests {
         let c = native_modules_check(dir.path(), py38);
         assert!(c.ok, "{c:?}");
         assert!(c.detail.starts_with("3 extension modules"), "{c:?}");
+        // A stable-ABI sibling loads under any CPython, so a cp39-only build beside it is fine.
+        put("charset_normalizer/md.cpython-39-x86_64-linux-gnu.so");
+        assert!(!native_modules_check(dir.path(), py38).ok);
+        put("charset_normalizer/md.abi3.so");
+        assert!(native_modules_check(dir.path(), py38).ok);
     }
 }
