@@ -1,0 +1,194 @@
+"""Benchmark: warm-cache layer builds by layerbuild against the pip and uv recipes.
+
+Prints every figure and the ratios; asserts nothing about time (targets are read by people).
+Run as `make bench` from the repository root.
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "bench"
+LAYERBUILD = ROOT / "target" / "release" / "layerbuild"
+LOCK = ROOT / "layer-src" / "requirements.txt"
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+PEER_RUNS = int(os.environ.get("BENCH_PEER_RUNS", "3"))
+ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
+PEER_PYTHON = "3.9"  # one runtime for the peers; layerbuild builds both 3.8 and 3.9
+EXCLUDE = ("boto", "urllib3")
+
+
+def run(cmd, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
+
+
+def timed(fn, runs):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)
+
+
+def cache_dir():
+    if os.environ.get("LAYERBUILD_CACHE"):
+        return Path(os.environ["LAYERBUILD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ["HOME"], ".cache")
+    return Path(base) / "layerbuild"
+
+
+def wheelhouse():
+    """The wheels the lock names, as a flat folder, taken from layerbuild's cache."""
+    house = WORK / "wheelhouse"
+    shutil.rmtree(house, ignore_errors=True)
+    house.mkdir(parents=True)
+    for whl in (cache_dir() / "wheels").glob("*/*.whl"):
+        target = house / whl.name
+        if not target.exists():
+            os.link(whl, target)
+    return house
+
+
+def zip_tree(tree, out):
+    out.unlink(missing_ok=True)
+    run(["zip", "-qr", str(out), "."], cwd=tree)
+
+
+def prune(site):
+    for p in site.iterdir():
+        if p.name.lower().startswith(EXCLUDE):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def platforms(machine):
+    tags = ["manylinux2014_" + machine] + [f"manylinux_2_{m}_{machine}" for m in range(17, 27)]
+    return [x for t in tags for x in ("--platform", t)]
+
+
+def pip_recipe(house):
+    for arch, machine in ARCHES.items():
+        tree = WORK / "pip" / arch
+        shutil.rmtree(tree, ignore_errors=True)
+        run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(house), "--no-deps",
+             "--target", str(tree / "python"), *platforms(machine), "--only-binary=:all:",
+             "--python-version", PEER_PYTHON, "--implementation", "cp", "-r", str(LOCK)])
+        zip_tree(tree, WORK / f"pip-{arch}.zip")
+
+
+def uv_bin():
+    venv = WORK / "uv-venv"
+    uv = venv / "bin" / "uv"
+    if not uv.exists():
+        run([sys.executable, "-m", "venv", str(venv)])
+        run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "uv"])
+    return uv
+
+
+def uv_recipe(uv, house, keep=False):
+    for arch, machine in ARCHES.items():
+        tree = WORK / "uv" / arch
+        shutil.rmtree(tree, ignore_errors=True)
+        run([str(uv), "pip", "install", "-q", "--no-index", "--find-links", str(house), "--no-deps",
+             "--target", str(tree / "python"), "--python-platform", f"{machine}-manylinux_2_26",
+             "--python-version", PEER_PYTHON, "-r", str(LOCK)], env={**os.environ, "UV_CACHE_DIR": str(WORK / "uv-cache")})
+        if keep:
+            prune(tree / "python")
+        zip_tree(tree, WORK / f"uv-{arch}.zip")
+
+
+def ours(out, extra=()):
+    run([str(LAYERBUILD), "--out", str(out), "-q", "--offline", *extra], cwd=ROOT)
+
+
+def python_only_spec():
+    """The default layer's python tree alone, one runtime: the same content the uv recipe makes."""
+    spec = WORK / "python-only.yaml"
+    spec.write_text(
+        "name: bench\nversion: 1.0.0\narchitectures: [x86_64, arm64]\n"
+        f"runtimes: [python{PEER_PYTHON}]\n"
+        f"python:\n  lock: {LOCK}\n  bytecode: never\n"
+    )
+    return spec
+
+
+COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
+
+
+def pip_layer(ours_zip):
+    """The pip recipe's x86_64 tree as a layer: same wrapper, shim, collector and config as ours."""
+    layer = WORK / "pip-layer"
+    shutil.rmtree(layer, ignore_errors=True)
+    shutil.copytree(WORK / "pip" / "x86_64" / "python", layer / "python", symlinks=True)
+    prune(layer / "python")
+    shutil.copy(ROOT / "layer-src" / "otel-instrument", layer / "otel-instrument")
+    os.chmod(layer / "otel-instrument", 0o755)
+    shutil.copy(ROOT / "layer-src" / "otel_wrapper.py", layer / "python" / "otel_wrapper.py")
+    run(["unzip", "-q", str(ours_zip), "extensions/*", "collector-config/*", "-d", str(layer)])
+    return layer
+
+
+def cold_start(target):
+    out = run([str(LAYERBUILD), "smoke", *target, "--runtime", f"python{PEER_PYTHON}", "--free-ports",
+               "--cold-start-runs", str(COLD_RUNS), "--json"], cwd=ROOT, stdout=subprocess.PIPE, check=False)
+    report = json.loads(out.stdout)
+    cold = report.get("cold_start") or {}
+    if not report.get("passed") or not cold.get("median_ms"):
+        raise SystemExit(f"bench: smoke {' '.join(target)} did not pass: {json.dumps(report)[:2000]}")
+    return cold
+
+
+def main():
+    WORK.mkdir(parents=True, exist_ok=True)
+    run(["cargo", "build", "--release", "-q"], cwd=ROOT)
+    # Warm every cache layerbuild has (wheels, collector build, compressed entries).
+    run([str(LAYERBUILD), "--out", str(WORK / "ours"), "-q"], cwd=ROOT)
+    house = wheelhouse()
+    uv = uv_bin()
+
+    ours_med, ours_min = timed(lambda: ours(WORK / "ours"), RUNS)
+    pip_med, pip_min = timed(lambda: pip_recipe(house), PEER_RUNS)
+    uv_recipe(uv, house)  # fill uv's own cache: the uv recipe is timed warm too
+    uv_med, uv_min = timed(lambda: uv_recipe(uv, house), PEER_RUNS)
+
+    print(f"build, both architectures, warm cache (median of {RUNS} / {PEER_RUNS} runs, min in brackets)")
+    print(f"  layerbuild (python3.8+3.9, bytecode, collector): {ours_med:7.3f} s  [{ours_min:.3f}]")
+    print(f"  pip recipe (python{PEER_PYTHON}, + zip -qr):          {pip_med:7.3f} s  [{pip_min:.3f}]")
+    print(f"  uv recipe  (python{PEER_PYTHON}, + zip -qr):          {uv_med:7.3f} s  [{uv_min:.3f}]")
+    print(f"  ratio layerbuild/pip: {ours_med / pip_med:.3f}  (target <= 0.10)")
+    print(f"  ratio layerbuild/uv:  {ours_med / uv_med:.3f}  (target < 0.50)")
+
+    # Size: the same content (python tree, one runtime, no bytecode, boto*/urllib3* removed).
+    spec = python_only_spec()
+    run([str(LAYERBUILD), "--spec", str(spec), "--out", str(WORK / "size"), "-q", "--offline"], cwd=ROOT)
+    uv_recipe(uv, house, keep=True)
+    print("zip size, same content (python tree for one runtime, no bytecode)")
+    for arch in ARCHES:
+        name = "amd64" if arch == "x86_64" else "arm64"
+        mine = (WORK / "size" / f"bench-{name}-ver-1-0-0.zip").stat().st_size
+        theirs = (WORK / f"uv-{arch}.zip").stat().st_size
+        print(f"  {arch}: layerbuild {mine} bytes, uv recipe {theirs} bytes, ratio {mine / theirs:.3f}  (target <= 1.0)")
+    ours_zip = WORK / "ours" / "aws-otel-python-amd64-ver-1-20-0.zip"
+    pip_recipe(house)
+    mine = cold_start([str(ours_zip)])
+    theirs = cold_start(["--dir", str(pip_layer(ours_zip))])
+    print(f"cold start, x86_64, python{PEER_PYTHON}, wrapper start to first handler result "
+          f"({COLD_RUNS} runs, read-only layer, PYTHONDONTWRITEBYTECODE=1)")
+    print(f"  layerbuild zip:        median {mine['median_ms']} ms, min {mine['min_ms']} ms")
+    print(f"  pip recipe, same wrapper: median {theirs['median_ms']} ms, min {theirs['min_ms']} ms")
+    print(f"  ratio layerbuild/pip: {mine['median_ms'] / theirs['median_ms']:.3f}  (target <= 0.60)")
+    for arch in ARCHES:
+        name = "amd64" if arch == "x86_64" else "arm64"
+        m = json.loads((WORK / "ours" / f"aws-otel-python-{name}-ver-1-20-0.manifest.json").read_text())
+        print(f"  default layer {arch}: {m['zip']['size']} bytes zipped, {m['zip']['unzipped_size']} unzipped, "
+              f"bytecode for {', '.join(m['bytecode_runtimes']) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
