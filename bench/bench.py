@@ -53,6 +53,15 @@ def wheelhouse():
         target = house / whl.name
         if not target.exists():
             os.link(whl, target)
+    # layerbuild never fetches what python.exclude drops (urllib3), but the recipes install it.
+    missing = sorted({line.split("==")[0] for line in LOCK.read_text().splitlines()
+                      if "==" in line and not line.startswith("#")
+                      and not any(w.name.startswith(line.split("==")[0].replace("-", "_") + "-") for w in house.iterdir())})
+    pins = [line.split(" ")[0] for line in LOCK.read_text().splitlines() if line.split("==")[0] in missing]
+    for machine in ARCHES.values():
+        if pins:
+            run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--dest", str(house),
+                 *platforms(machine), "--python-version", PEER_PYTHON, "--implementation", "cp", *pins])
     return house
 
 

@@ -50,6 +50,8 @@ pub fn gather(plan: &Plan, arch: Arch) -> Result<Layer> {
     }
     if let Some(py) = &spec.spec.python {
         let tree = sitepackages::gather(py, &spec.dir, arch, &plan.runtimes, &plan.python)?;
+        let own = sitepackages::bytecode_for_files(&layer.entries, &py.dest, &tree.bytecode_runtimes, &plan.python)?;
+        layer.entries.extend(own);
         layer.entries.extend(tree.entries);
         layer.packages = tree.packages;
         layer.bytecode_runtimes = tree.bytecode_runtimes;

@@ -564,6 +564,54 @@ fn add_bytecode(
     Ok(files)
 }
 
+/// Bytecode for `.py` files the spec itself places in the Python tree (the handler shim): they
+/// are imported on every cold start too. Only for runtimes the tree got bytecode for.
+pub fn bytecode_for_files(
+    files: &[Entry],
+    dest: &str,
+    runtimes: &[Runtime],
+    opts: &PythonOptions,
+) -> Result<Vec<Entry>> {
+    let prefix = format!("{}/", dest.trim_matches('/'));
+    let py: Vec<&Entry> = files
+        .iter()
+        .filter(|e| e.path.starts_with(&prefix) && e.path.ends_with(".py"))
+        .collect();
+    if py.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sources = py
+        .iter()
+        .map(|e| -> Result<bytecode::Source> {
+            let data = e.read()?;
+            let sha256 = <sha2::Sha256 as sha2::Digest>::digest(&data).into();
+            Ok(bytecode::Source {
+                dfile: format!("/opt/{}", e.path),
+                data,
+                sha256,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    for &rt in runtimes {
+        let Some(interp) = bytecode::find(rt, opts.interpreters.get(&rt).map(PathBuf::as_path), &opts.cache)? else {
+            continue;
+        };
+        for (e, pyc) in py.iter().zip(bytecode::compile(&interp, &sources, &opts.cache)?) {
+            match (bytecode::pyc_path(&e.path, rt), pyc) {
+                (Some(path), Some(pyc)) => out.push(Entry::file(
+                    path,
+                    false,
+                    Content::Bytes(pyc),
+                    format!("bytecode for {rt}"),
+                )),
+                _ => bail!("{}: {rt} cannot compile it: fix its syntax for {rt}", e.origin),
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

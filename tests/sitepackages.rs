@@ -372,15 +372,31 @@ fn bytecode_is_checked_hash_for_the_target_runtime() {
     )
     .unwrap();
     let flag = format!("{rt}={}", python.trim());
+    // A shim the spec places in the tree itself is imported on every cold start too.
+    std::fs::write(f.path().join("shim.py"), "def handler(e, c):\n    return e\n").unwrap();
+    let spec = std::fs::read_to_string(f.path().join("layer.yaml")).unwrap();
+    std::fs::write(
+        f.path().join("layer.yaml"),
+        spec.replace(
+            "python:\n",
+            "files:\n  - src: shim.py\n    dest: python/shim.py\npython:\n",
+        ),
+    )
+    .unwrap();
     f.build(&["--python", &flag]).success();
     let tag = version.replace('.', "");
     let z = f.zip(X86_ZIP);
-    let pyc = &z[&format!("python/demo/__pycache__/__init__.cpython-{tag}.pyc")].1;
-    assert_eq!(
-        u32::from_le_bytes(pyc[4..8].try_into().unwrap()),
-        3,
-        "checked-hash flags"
-    );
+    for pyc in [
+        format!("python/demo/__pycache__/__init__.cpython-{tag}.pyc"),
+        format!("python/__pycache__/shim.cpython-{tag}.pyc"),
+    ] {
+        let data = &z[&pyc].1;
+        assert_eq!(
+            u32::from_le_bytes(data[4..8].try_into().unwrap()),
+            3,
+            "{pyc}: checked-hash flags"
+        );
+    }
     let manifest = std::fs::read_to_string(f.path().join("dist/sp-amd64-ver-1-0.manifest.json")).unwrap();
     assert!(
         manifest.contains(&format!("\"bytecode_runtimes\": [\n    \"{rt}\"")),
