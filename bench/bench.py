@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "target" / "bench"
 LAYERBUILD = ROOT / "target" / "release" / "layerbuild"
 LOCK = ROOT / "layer-src" / "requirements.txt"
+os.environ.setdefault("PIP_ROOT_USER_ACTION", "ignore")
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 PEER_RUNS = int(os.environ.get("BENCH_PEER_RUNS", "3"))
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -105,7 +106,7 @@ def uv_recipe(uv, house, keep=False):
         tree = WORK / "uv" / arch
         shutil.rmtree(tree, ignore_errors=True)
         run([str(uv), "pip", "install", "-q", "--no-index", "--find-links", str(house), "--no-deps",
-             "--target", str(tree / "python"), "--python-platform", f"{machine}-manylinux_2_26",
+             "--target", str(tree / "python"), "--python-platform", f"{machine}-manylinux_2_17",
              "--python-version", PEER_PYTHON, "-r", str(LOCK)], env={**os.environ, "UV_CACHE_DIR": str(WORK / "uv-cache")})
         if keep:
             prune(tree / "python")

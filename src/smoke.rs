@@ -350,7 +350,7 @@ pub fn run(args: &SmokeArgs) -> Result<Report> {
         match interp {
             Ok(interp) => {
                 let prep = prepare_runtime(&interp, args);
-                let run = run_native(&ctx, &interp, &prep, timeout, false);
+                let run = run_native(&ctx, &interp, &prep, timeout);
                 let cold = args.cold_start_runs > 0 && run.passed && report.cold_start.is_none();
                 report.runs.push(run);
                 if cold {
@@ -1193,7 +1193,7 @@ fn span_reports(spans: &[Span]) -> Vec<SpanReport> {
         .collect()
 }
 
-fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration, timed: bool) -> RunReport {
+fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration) -> RunReport {
     let mut r = RunReport {
         runtime: format!("python{}", interp.runtime.dotted()),
         python: Some(interp.python.display().to_string()),
@@ -1233,9 +1233,10 @@ fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration, ti
         "AWS_EXECUTION_ENV".into(),
         format!("AWS_Lambda_python{}", interp.runtime.dotted()).into(),
     );
-    if timed {
-        stage.env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
-    }
+    // On Lambda /opt and /var/task are read-only, so Python never caches bytecode there. File
+    // modes cannot stop root from writing, so without this the first run would leave
+    // `__pycache__` in the layer and every later (timed) run would use it.
+    stage.env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
     let mut runtime: Option<Proc> = None;
     let failure = lifecycle(ctx, interp, &mut stage, &mut runtime, &mut r, deadline);
     if let Some(rt) = runtime.as_mut() {
@@ -1826,7 +1827,7 @@ fn cold_start(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration, n:
         failures: Vec::new(),
     };
     for i in 0..n {
-        let run = run_native(ctx, interp, prep, timeout, true);
+        let run = run_native(ctx, interp, prep, timeout);
         match (run.passed, run.wrapper_to_result_ms) {
             (true, Some(ms)) => {
                 c.wrapper_to_result_ms.push(ms);
