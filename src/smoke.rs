@@ -1256,17 +1256,24 @@ fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, timeout: Duration) ->
     for p in &got.problems {
         r.notes.push(format!("receiver refused a post: {p}"));
     }
-    r.passed = failure.is_none() && !r.checks.is_empty() && r.checks.iter().all(|c| c.ok);
+    // A run that checked nothing proved nothing.
+    let failure = failure.or_else(|| r.checks.is_empty().then(|| "no checks ran".to_string()));
+    conclude(&mut r, failure);
+    if !r.passed {
+        stage.collect_logs(runtime.as_ref(), &mut r.logs);
+    }
+    r
+}
+
+/// Passed when nothing failed on the way and every check is ok; the failure is the first cause.
+fn conclude(r: &mut RunReport, failure: Option<String>) {
+    r.passed = failure.is_none() && r.checks.iter().all(|c| c.ok);
     r.failure = failure.or_else(|| {
         r.checks
             .iter()
             .find(|c| !c.ok)
             .map(|c| format!("{}: {}", c.name, c.detail))
     });
-    if !r.passed {
-        stage.collect_logs(runtime.as_ref(), &mut r.logs);
-    }
-    r
 }
 
 /// Cold start, init, invoke, wait for the extensions: the failure cause, if any.
@@ -1724,13 +1731,7 @@ fn run_emulated(ctx: &Ctx, qemu: &Path, arch: Arch, timeout: Duration) -> RunRep
             },
         ));
     }
-    r.passed = failure.is_none() && r.checks.iter().all(|c| c.ok);
-    r.failure = failure.or_else(|| {
-        r.checks
-            .iter()
-            .find(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-    });
+    conclude(&mut r, failure);
     if !r.passed {
         stage.collect_logs(None, &mut r.logs);
     }
