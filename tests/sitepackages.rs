@@ -121,9 +121,8 @@ fn native(abi: &str, machine: &str, em: u16) -> Wheel {
     .file(&so, &elf_so(em))
 }
 
-#[test]
-fn native_wheels_for_both_arches_and_abis_share_one_dist_info() {
-    let mut f = Fixture::new(&["python3.8", "python3.9"]);
+/// `nat` 2.0 as cp38 and cp39 wheels for x86_64 and aarch64, each with its own fake `.so`.
+fn add_native_for_both_arches_and_abis(f: &mut Fixture) {
     let ws = [
         native("cp38", "x86_64", EM_X86_64),
         native("cp39", "x86_64", EM_X86_64),
@@ -131,6 +130,12 @@ fn native_wheels_for_both_arches_and_abis_share_one_dist_info() {
         native("cp39", "aarch64", EM_AARCH64),
     ];
     f.add("nat", "2.0", None, &ws.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn native_wheels_for_both_arches_and_abis_share_one_dist_info() {
+    let mut f = Fixture::new(&["python3.8", "python3.9"]);
+    add_native_for_both_arches_and_abis(&mut f);
     f.build(&["--no-bytecode"]).success();
     for (zip, machine, em) in [(X86_ZIP, "x86_64", EM_X86_64), (ARM_ZIP, "aarch64", EM_AARCH64)] {
         let z = f.zip(zip);
@@ -603,13 +608,7 @@ fn lock_merges_targets_into_markers_and_hashes() {
 #[test]
 fn two_builds_filling_one_cache_at_once_both_succeed() {
     let mut f = Fixture::new(&["python3.8", "python3.9"]);
-    let ws = [
-        native("cp38", "x86_64", EM_X86_64),
-        native("cp39", "x86_64", EM_X86_64),
-        native("cp38", "aarch64", EM_AARCH64),
-        native("cp39", "aarch64", EM_AARCH64),
-    ];
-    f.add("nat", "2.0", None, &ws.iter().collect::<Vec<_>>());
+    add_native_for_both_arches_and_abis(&mut f);
     f.add("demo", "1.0", None, &[&pure("demo", "1.0")]);
     let spawn = |out: &str| {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("layerbuild"));
