@@ -58,15 +58,17 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
         .with_context(|| format!("cannot build the {arch} layer"))?;
 
     bar.set_message(format!("compressing {} files", layer.entries.len()));
-    let mut zip_tmp = temp_in(&plan.out)?;
+    // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
+    let mut zip_bytes = std::io::Cursor::new(Vec::new());
     let listing = archive::write(
         &layer.entries,
         plan.time,
-        zip_tmp.as_file_mut(),
+        &mut zip_bytes,
         Some(&plan.cache.join("deflate")),
     )?;
-    zip_tmp.as_file_mut().flush()?;
-    let bytes = fs_err::read(zip_tmp.path())?;
+    let bytes = zip_bytes.into_inner();
+    let mut zip_tmp = temp_in(&plan.out)?;
+    zip_tmp.write_all(&bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
 
     let zip_name = plan.zip_name(arch);

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::arch::Arch;
 use crate::elf;
-use crate::layout::{self, Content, Entry};
+use crate::layout::{self, Entry};
 
 /// Failures scripts and tests tell apart.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +34,6 @@ pub enum CheckError {
         largest: String,
         largest_size: u64,
     },
-}
-
-fn size(e: &Entry) -> Result<u64> {
-    match &e.content {
-        Content::Bytes(b) => Ok(b.len() as u64),
-        Content::Path(p) => Ok(fs_err::metadata(p)?.len()),
-    }
 }
 
 /// Returns the unzipped total on success.
@@ -77,7 +70,7 @@ pub fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
         }
         Ok(())
     })?;
-    let sizes: Vec<u64> = entries.iter().map(size).collect::<Result<_>>()?;
+    let sizes: Vec<u64> = entries.iter().map(Entry::size).collect::<Result<_>>()?;
     let total: u64 = sizes.iter().sum();
     if total > limit {
         let (i, largest_size) = sizes

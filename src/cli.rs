@@ -258,14 +258,8 @@ fn run_plan(args: &PlanArgs) -> Result<ExitCode> {
         let mut entries: Vec<_> = layer
             .entries
             .iter()
-            .map(|e| {
-                let size = match &e.content {
-                    crate::layout::Content::Bytes(b) => b.len() as u64,
-                    crate::layout::Content::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-                };
-                (e.path.clone(), e.mode, size, e.origin.clone())
-            })
-            .collect();
+            .map(|e| Ok((e.path.clone(), e.mode, e.size()?, e.origin.clone())))
+            .collect::<Result<_>>()?;
         entries.sort();
         report.push((arch, plan.zip_name(arch), entries, total, layer.notes));
     }

@@ -403,28 +403,12 @@ fn extension_next(sh: &Shared, req: &Request) -> Option<Response> {
     };
     ext.next_calls += 1;
     sh.cond.notify_all();
-    let started = Instant::now();
-    while started.elapsed() < LONG_POLL_LIMIT {
-        if st.closing {
-            return None;
-        }
-        if let Some(ext) = st.extensions.iter_mut().find(|e| e.id == id)
-            && let Some(ev) = ext.queue.pop_front()
-        {
-            let kind = ev["eventType"].as_str().unwrap_or("").to_string();
-            ext.delivered.push(kind);
-            drop(st);
-            sh.cond.notify_all();
-            let eid = sh.new_id();
-            return Some(Response::json(200, &ev).with_header("Lambda-Extension-Event-Identifier", eid));
-        }
-        st = sh
-            .cond
-            .wait_timeout(st, WAIT_SLICE)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-    None
+    long_poll(sh, st, |st| {
+        let ext = st.extensions.iter_mut().find(|e| e.id == id)?;
+        let ev = ext.queue.pop_front()?;
+        ext.delivered.push(ev["eventType"].as_str().unwrap_or("").to_string());
+        Some(Response::json(200, &ev).with_header("Lambda-Extension-Event-Identifier", sh.new_id()))
+    })
 }
 
 fn runtime_next(sh: &Shared) -> Option<Response> {
@@ -434,19 +418,32 @@ fn runtime_next(sh: &Shared) -> Option<Response> {
         st.runtime_first_next_ms = Some(sh.ms());
     }
     sh.cond.notify_all();
+    long_poll(sh, st, |st| {
+        let inv = st.invocations.iter_mut().find(|i| i.delivered_ms.is_none())?;
+        inv.delivered_ms = Some(sh.ms());
+        Some(
+            Response::new(200, "application/json", inv.event.clone())
+                .with_header("Lambda-Runtime-Aws-Request-Id", inv.id.clone())
+                .with_header("Lambda-Runtime-Deadline-Ms", inv.deadline_ms.to_string())
+                .with_header("Lambda-Runtime-Invoked-Function-Arn", sh.function.arn.clone())
+                .with_header("Lambda-Runtime-Trace-Id", inv.trace_id.clone()),
+        )
+    })
+}
+
+/// Holds a `next` call open until `take` has something to hand out (waking the other waiters,
+/// who may be waiting for this delivery), the emulator closes, or the long-poll bound passes.
+fn long_poll<'a>(
+    sh: &'a Shared,
+    mut st: MutexGuard<'a, State>,
+    mut take: impl FnMut(&mut State) -> Option<Response>,
+) -> Option<Response> {
     let started = Instant::now();
     while started.elapsed() < LONG_POLL_LIMIT {
         if st.closing {
             return None;
         }
-        let now = sh.ms();
-        if let Some(inv) = st.invocations.iter_mut().find(|i| i.delivered_ms.is_none()) {
-            inv.delivered_ms = Some(now);
-            let resp = Response::new(200, "application/json", inv.event.clone())
-                .with_header("Lambda-Runtime-Aws-Request-Id", inv.id.clone())
-                .with_header("Lambda-Runtime-Deadline-Ms", inv.deadline_ms.to_string())
-                .with_header("Lambda-Runtime-Invoked-Function-Arn", sh.function.arn.clone())
-                .with_header("Lambda-Runtime-Trace-Id", inv.trace_id.clone());
+        if let Some(resp) = take(&mut st) {
             drop(st);
             sh.cond.notify_all();
             return Some(resp);

@@ -43,6 +43,14 @@ impl Entry {
         }
     }
 
+    /// Bytes it will hold unzipped, without reading a file's content.
+    pub fn size(&self) -> Result<u64> {
+        match &self.content {
+            Content::Bytes(b) => Ok(b.len() as u64),
+            Content::Path(p) => Ok(fs_err::metadata(p)?.len()),
+        }
+    }
+
     pub fn read(&self) -> Result<Arc<[u8]>> {
         match &self.content {
             Content::Bytes(b) => Ok(b.clone()),
