@@ -165,6 +165,9 @@ for _ in range(count):
     try:
         code = compile(src, dfile, "exec", dont_inherit=True)
         data = _code_to_hash_pyc(code, importlib.util.source_hash(src), True)
+        # marshal flags objects by their refcount: a live code object of the previous file
+        # would change the next file's bytes.
+        del code
     except Exception:
         data = b""
     out.write(struct.pack("<I", len(data))); out.write(data)
@@ -183,6 +186,8 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
     h.update(interp.version.as_bytes());
     h.update([0]);
     h.update(interp.magic.as_bytes());
+    // Entries compiled before the hash seed was fixed are valid but not reproducible.
+    h.update(b"\0hashseed=0");
     let key = hex::encode(h.finalize());
     cache.join("pyc").join(&key[..2]).join(&key)
 }
@@ -230,8 +235,14 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
         input.extend_from_slice(&(s.data.len() as u32).to_le_bytes());
         input.extend_from_slice(&s.data);
     }
+    // Not `-I`: it would also ignore PYTHONHASHSEED. String hashes order frozenset constants
+    // in the marshalled code, so a random seed gives other bytes on every build. A clean
+    // environment, no site and `/` as the folder keep the host's packages out instead.
     let mut child = Command::new(&interp.path)
-        .args(["-I", "-c", COMPILER])
+        .args(["-s", "-S", "-c", COMPILER])
+        .env_clear()
+        .env("PYTHONHASHSEED", "0")
+        .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,6 +314,39 @@ mod tests {
         );
         assert_eq!(pyc_path("x.py", rt).unwrap(), "__pycache__/x.cpython-39.pyc");
         assert_eq!(pyc_path("x.pyi", rt), None);
+    }
+
+    #[test]
+    fn same_source_compiles_to_the_same_bytes_in_any_process() {
+        let cache = tempfile::tempdir().unwrap();
+        // Python 3.11 and later sort set elements when marshalling; the layer's 3.8 and 3.9 do not.
+        let found = ["python3.9", "python3.8"]
+            .iter()
+            .find_map(|r| find(Runtime::parse(r).unwrap(), None, cache.path()).ok().flatten());
+        let Some(interp) = found else {
+            eprintln!("skipped: no python3.8 or python3.9 to compile with");
+            return;
+        };
+        // A frozenset of strings is ordered by their hashes: random seeds reorder it.
+        let words: Vec<String> = (0..40).map(|i| format!("'w{i}'")).collect();
+        let text = format!("def f(x):\n    return x in {{{}}}\n", words.join(", "));
+        let source = |dfile: &str, text: &str| Source {
+            dfile: dfile.into(),
+            data: Arc::from(text.as_bytes()),
+            sha256: Sha256::digest(text.as_bytes()).into(),
+        };
+        let target = source("/opt/python/a.py", &text);
+        let other = source("/opt/python/b.py", "class w1:\n    w2 = 'w3'\n");
+        // Separate caches, separate processes, different companions in the batch.
+        let alone = compile(
+            &interp,
+            std::slice::from_ref(&target),
+            tempfile::tempdir().unwrap().path(),
+        )
+        .unwrap();
+        let after = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(alone[0].is_some());
+        assert_eq!(alone[0], after[1]);
     }
 
     #[test]
