@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import FAKE_RUNTIME, LAMBDA_ENV, base_env, run_wrapper
+from conftest import FAKE_RUNTIME, FAKE_TASK, LAMBDA_ENV, base_env, run_wrapper
 
 EXPECTED_LAMBDA_ATTRS = (
     "cloud.region=eu-west-1,cloud.provider=aws,faas.name=orders-fn,"
@@ -250,3 +250,107 @@ def test_wrapper_run_twice_keeps_the_original_handler(run_layer, layer_dir, runt
     assert run.record["result"]["request"] == "req-0001"
     # the resource attributes are added once more, but the values stay the same
     assert run.record["otel"]["resource"]["faas.name"] == "orders-fn"
+
+
+# ------------------------------------------- the wrapper's own opentelemetry-instrument step
+
+
+def _logging_interpreter(runtime, tmp_path):
+    """A python3.X that logs each start (its first argument) to a file, then runs the real one."""
+    shim_dir = tmp_path / "shim-bin"
+    shim_dir.mkdir(exist_ok=True)
+    shim = shim_dir / ("python" + runtime.version)
+    shim.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> "$LBTEST_STARTS"\nexec "%s" "$@"\n'
+                    % os.path.realpath(runtime.python))
+    shim.chmod(0o755)
+    return shim
+
+
+def _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink, name, extra_env, cwd):
+    shim = _logging_interpreter(runtime, tmp_path)
+    env = base_env(runtime, tmp_path, runtime_path)
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_sink.url
+    env["LBTEST_STARTS"] = str(tmp_path / (name + ".starts"))
+    env.update(extra_env)
+    run = run_wrapper(layer_dir / "otel-instrument",
+                      [str(shim), str(FAKE_RUNTIME / "bootstrap.py")] + TRICKY_ARGS,
+                      env, tmp_path / (name + ".json"), cwd=cwd)
+    assert run.record is not None, run.stderr
+    starts = (tmp_path / (name + ".starts")).read_text().splitlines()
+    return run, starts
+
+
+def _outcome(run):
+    env = dict(run.record["env"])
+    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "LBTEST_OUT", "LBTEST_STARTS"):
+        env.pop(name, None)
+    return {
+        "argv": run.record["argv"],
+        "executable": run.record["executable"],
+        "sys_path": run.record["sys_path"],
+        "env": env,
+        "sitecustomize": run.record["otel"]["sitecustomize"],
+    }
+
+
+PYTHONPATH_CASES = {
+    "empty": lambda runtime_path, cwd, auto: [],
+    "lambda-like": lambda runtime_path, cwd, auto: runtime_path,
+    "cwd-already-there": lambda runtime_path, cwd, auto: [str(cwd)] + runtime_path,
+    "empty-entries": lambda runtime_path, cwd, auto: runtime_path + ["", "/nonexistent"],
+    "instrument-dir-already-there": lambda runtime_path, cwd, auto: runtime_path + [auto],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PYTHONPATH_CASES))
+@pytest.mark.parametrize("where", ["task-root", "symlinked-dir"])
+def test_runtime_starts_as_under_opentelemetry_instrument(layer_dir, runtime, runtime_path,
+                                                          tmp_path, otlp_sink, case, where):
+    cwd = FAKE_TASK
+    if where == "symlinked-dir":
+        (tmp_path / "real-cwd").mkdir()
+        cwd = tmp_path / "link-cwd"
+        os.symlink(tmp_path / "real-cwd", cwd)
+    auto = str(layer_dir.resolve() / "python" / "opentelemetry" / "instrumentation" /
+               "auto_instrumentation")
+    extra = {"PYTHONPATH": ":".join(PYTHONPATH_CASES[case](runtime_path, cwd, auto))}
+
+    fast, fast_starts = _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink,
+                                    "shortcut", extra, cwd)
+    real, real_starts = _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink,
+                                    "console-script",
+                                    dict(extra, OTEL_LAMBDA_USE_INSTRUMENT_COMMAND="true"), cwd)
+
+    # The console script costs its own interpreter start; the wrapper's own step does not.
+    assert len(real_starts) == 2, real_starts
+    assert "bin/opentelemetry-instrument" in real_starts[0]
+    assert len(fast_starts) == 1, fast_starts
+    # ... and the runtime cannot tell them apart.
+    assert _outcome(fast) == _outcome(real)
+    assert fast.record["sys_path"][1] == auto
+    assert fast.record["otel"]["sitecustomize"].startswith(auto)
+
+
+def test_an_earlier_opentelemetry_on_pythonpath_gets_the_console_script(
+        layer_dir, runtime, runtime_path, tmp_path, otlp_sink):
+    # The function's own PYTHONPATH holds another opentelemetry-instrumentation: the console
+    # script would import that one's run() and sitecustomize, so the wrapper must not guess.
+    other = tmp_path / "other-otel"
+    auto = other / "opentelemetry" / "instrumentation" / "auto_instrumentation"
+    auto.mkdir(parents=True)
+    (auto / "__init__.py").write_text(
+        "import os, shutil\n"
+        "def run():\n"
+        "    import sys\n"
+        "    here = os.path.dirname(os.path.abspath(__file__))\n"
+        "    os.environ['PYTHONPATH'] = here + ':' + os.environ['PYTHONPATH']\n"
+        "    command = shutil.which(sys.argv[1])\n"
+        "    os.execl(command, command, *sys.argv[2:])\n"
+    )
+    (auto / "sitecustomize.py").write_text("")
+    extra = {"PYTHONPATH": ":".join([str(other)] + runtime_path)}
+    run, starts = _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink, "other",
+                              extra, FAKE_TASK)
+    assert len(starts) == 2, starts
+    assert run.record["otel"]["sitecustomize"] == str(auto / "sitecustomize.py")
+    assert run.record["argv"] == TRICKY_ARGS
