@@ -80,6 +80,8 @@ pub struct State {
     /// Requests refused (unknown path, unknown extension id...), for the failure report.
     pub refused: Vec<String>,
     pub closing: bool,
+    /// Bumped on every change the smoke run waits on, so a waiter wakes as soon as it happens.
+    pub changes: u64,
 }
 
 impl State {
@@ -99,6 +101,13 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a change and wakes every waiter. Called with the lock held, so no waiter can
+    /// check its condition between the change and the wake-up and then sleep through it.
+    fn changed(&self, st: &mut State) {
+        st.changes += 1;
+        self.cond.notify_all();
     }
 
     fn ms(&self) -> u64 {
@@ -181,6 +190,12 @@ impl Emulator {
         }
     }
 
+    /// Waits at most `max` for the state to move on from `seen` (a snapshot): loops that check
+    /// the state and their child processes in turn wake on a change, not at the end of a slice.
+    pub fn wait_change(&self, seen: &State, max: Duration) {
+        self.wait_for(max, |st| (st.changes != seen.changes).then_some(()));
+    }
+
     /// Queues one invocation: INVOKE to every extension that asked for it, the event to the runtime
     /// when `to_runtime`. Returns the request id.
     pub fn invoke(&self, event: &Value, timeout: Duration, to_runtime: bool) -> String {
@@ -214,7 +229,7 @@ impl Emulator {
                 outcome_ms: None,
             });
         }
-        self.shared.cond.notify_all();
+        self.shared.changed(&mut st);
         id
     }
 
@@ -230,13 +245,15 @@ impl Emulator {
         {
             ext.queue.push_back(ev.clone());
         }
-        self.shared.cond.notify_all();
+        self.shared.changed(&mut st);
     }
 
     /// Ends every long poll still waiting and stops serving.
     pub fn close(&mut self) {
-        self.shared.lock().closing = true;
-        self.shared.cond.notify_all();
+        let mut st = self.shared.lock();
+        st.closing = true;
+        self.shared.changed(&mut st);
+        drop(st);
         self.server.take();
     }
 }
@@ -275,8 +292,9 @@ fn handle(sh: &Shared, req: Request) -> Option<Response> {
                 error_type: req.header("Lambda-Extension-Function-Error-Type").map(str::to_string),
                 body: String::from_utf8_lossy(&req.body).into_owned(),
             };
-            sh.lock().extension_errors.push(err);
-            sh.cond.notify_all();
+            let mut st = sh.lock();
+            st.extension_errors.push(err);
+            sh.changed(&mut st);
             Some(Response::json(202, &json!({"status": "OK"})))
         }
         ("PUT", ["2022-07-01", "telemetry"]) | ("PUT", ["2020-08-15", "logs"]) => {
@@ -310,17 +328,17 @@ fn handle(sh: &Shared, req: Request) -> Option<Response> {
                 }
             });
             inv.outcome_ms = Some(now);
-            drop(st);
-            sh.cond.notify_all();
+            sh.changed(&mut st);
             Some(Response::json(202, &json!({"status": "OK"})))
         }
         ("POST", ["2018-06-01", "runtime", "init", "error"]) => {
-            sh.lock().init_error = Some(PostedError {
+            let mut st = sh.lock();
+            st.init_error = Some(PostedError {
                 who: "runtime".into(),
                 error_type: req.header("Lambda-Runtime-Function-Error-Type").map(str::to_string),
                 body: String::from_utf8_lossy(&req.body).into_owned(),
             });
-            sh.cond.notify_all();
+            sh.changed(&mut st);
             Some(Response::json(202, &json!({"status": "OK"})))
         }
         _ => {
@@ -378,8 +396,8 @@ fn register(sh: &Shared, req: &Request) -> Option<Response> {
         delivered: Vec::new(),
         queue: VecDeque::new(),
     });
+    sh.changed(&mut st);
     drop(st);
-    sh.cond.notify_all();
     let f = &sh.function;
     Some(
         Response::json(
@@ -402,7 +420,7 @@ fn extension_next(sh: &Shared, req: &Request) -> Option<Response> {
         );
     };
     ext.next_calls += 1;
-    sh.cond.notify_all();
+    sh.changed(&mut st);
     long_poll(sh, st, |st| {
         let ext = st.extensions.iter_mut().find(|e| e.id == id)?;
         let ev = ext.queue.pop_front()?;
@@ -417,7 +435,7 @@ fn runtime_next(sh: &Shared) -> Option<Response> {
     if st.runtime_first_next_ms.is_none() {
         st.runtime_first_next_ms = Some(sh.ms());
     }
-    sh.cond.notify_all();
+    sh.changed(&mut st);
     long_poll(sh, st, |st| {
         let inv = st.invocations.iter_mut().find(|i| i.delivered_ms.is_none())?;
         inv.delivered_ms = Some(sh.ms());
@@ -444,8 +462,7 @@ fn long_poll<'a>(
             return None;
         }
         if let Some(resp) = take(&mut st) {
-            drop(st);
-            sh.cond.notify_all();
+            sh.changed(&mut st);
             return Some(resp);
         }
         st = sh
@@ -601,6 +618,35 @@ mod tests {
         assert_eq!(ev["eventType"], "SHUTDOWN");
         assert_eq!(ev["shutdownReason"], "spindown");
         assert_eq!(emu.snapshot().extensions[0].delivered, vec!["INVOKE", "SHUTDOWN"]);
+    }
+
+    #[test]
+    fn a_waiter_wakes_on_the_change_it_has_not_seen() {
+        let emu = Emulator::start(function()).unwrap();
+        let api = emu.api();
+        let seen = emu.snapshot();
+        let rt_poll = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            call(&api, "GET", "/2018-06-01/runtime/invocation/next", &[], "")
+        });
+        // A change made before the wait began counts too: the wait compares with `seen`.
+        let started = Instant::now();
+        emu.wait_change(&seen, Duration::from_secs(60));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "woke at the bound, not on the change"
+        );
+        let now = emu.snapshot();
+        assert_eq!(now.runtime_next_calls, 1);
+        assert!(now.changes > seen.changes);
+
+        // With nothing new, the wait ends at its bound.
+        let started = Instant::now();
+        emu.wait_change(&now, Duration::from_millis(120));
+        assert!(started.elapsed() >= Duration::from_millis(120));
+        assert_eq!(emu.snapshot().changes, now.changes);
+        emu.invoke(&json!({}), Duration::from_secs(1), true);
+        assert_eq!(rt_poll.join().unwrap().0, 200);
     }
 
     #[test]

@@ -1088,7 +1088,7 @@ impl Stage {
                     }
                 ));
             }
-            self.emulator.wait_for(POLL, |_| None::<()>);
+            self.emulator.wait_change(&st, POLL);
         }
     }
 
@@ -1361,7 +1361,7 @@ fn lifecycle(
                 }
             ));
         }
-        stage.emulator.wait_for(POLL, |_| None::<()>);
+        stage.emulator.wait_change(&st, POLL);
     }
 
     let event =
@@ -1408,7 +1408,7 @@ fn lifecycle(
                 invoke_limit.as_secs()
             ));
         }
-        stage.emulator.wait_for(POLL, |_| None::<()>);
+        stage.emulator.wait_change(&st, POLL);
     }
 
     // The invocation is over for Lambda when every extension is back in event/next.
@@ -1434,7 +1434,7 @@ fn lifecycle(
                 behind.join(", ")
             ));
         }
-        stage.emulator.wait_for(POLL, |_| None::<()>);
+        stage.emulator.wait_change(&st, POLL);
     }
 
     // Spans may still be on their way through the collector. A failed invocation cannot pass the
@@ -1765,7 +1765,7 @@ fn emulated_lifecycle(
         if Instant::now() >= end {
             return Some("extensions did not call event/next (end of init) in time".into());
         }
-        stage.emulator.wait_for(POLL, |_| None::<()>);
+        stage.emulator.wait_change(&st, POLL);
     }
     let id = stage.emulator.invoke(&json!({}), INVOKE_LIMIT, false);
     let probe_name = format!("smoke-probe-{}", nonce());
@@ -1805,7 +1805,7 @@ fn emulated_lifecycle(
         {
             break;
         }
-        stage.emulator.wait_for(POLL, |_| None::<()>);
+        stage.emulator.wait_change(&st, POLL);
     }
     let p2 = probe_name.clone();
     stage.receiver.wait_for(
