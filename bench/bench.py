@@ -132,6 +132,19 @@ COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "4"))
 COLD_BLOCKS = int(os.environ.get("BENCH_COLD_BLOCKS", "4"))
 
 
+def pip_layer(ours_zip):
+    """The pip recipe's x86_64 tree as a layer: same wrapper, shim, collector and config as ours."""
+    layer = WORK / "pip-layer"
+    shutil.rmtree(layer, ignore_errors=True)
+    shutil.copytree(WORK / "pip" / "x86_64" / "python", layer / "python", symlinks=True)
+    prune(layer / "python")
+    shutil.copy(ROOT / "layer-src" / "otel-instrument", layer / "otel-instrument")
+    os.chmod(layer / "otel-instrument", 0o755)
+    shutil.copy(ROOT / "layer-src" / "otel_wrapper.py", layer / "python" / "otel_wrapper.py")
+    run(["unzip", "-q", str(ours_zip), "extensions/*", "collector-config/*", "-d", str(layer)])
+    return layer
+
+
 def cold_start(target, runs):
     out = run([str(LAYERBUILD), "smoke", *target, "--runtime", f"python{PEER_PYTHON}", "--free-ports",
                "--cold-start-runs", str(runs), "--json"], cwd=ROOT, stdout=subprocess.PIPE, check=False)
