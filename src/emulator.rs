@@ -629,7 +629,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             call(&api, "GET", "/2018-06-01/runtime/invocation/next", &[], "")
         });
-        // A change made before the wait began counts too: the wait compares with `seen`.
+        // The runtime's next comes in while the wait is on; the wait ends with it, long
+        // before its bound.
         let started = Instant::now();
         emu.wait_change(&seen, Duration::from_secs(60));
         assert!(
