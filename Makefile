@@ -5,12 +5,16 @@ LAYERBUILD := target/debug/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
 
-.PHONY: test lint rust-test layers python-test smoke bench clean
+.PHONY: test provision lint rust-test layers python-test smoke bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
 ## Python tests of the wrapper and shim, and the smoke run of both layers.
-test: lint layers rust-test python-test smoke
+test: provision lint layers rust-test python-test smoke
+
+## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
+provision:
+	scripts/provision
 
 lint:
 	$(CARGO) fmt --check
