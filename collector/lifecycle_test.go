@@ -3,6 +3,8 @@ package main
 
 import (
 	"fmt"
+	stdlib "log"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +36,11 @@ func waitExit(t *testing.T, rc <-chan int, within time.Duration) int {
 // invocations; the figures are logged (go test -v).
 func TestDrainAfterRuntimeDoneBeforeNext(t *testing.T) {
 	log := captureLog(t)
+	// net/http writes its complaints (otelhttp v0.54's "superfluous WriteHeader", once per
+	// OTLP/HTTP request) through the standard logger.
+	stdlog := &syncBuffer{}
+	stdlib.SetOutput(stdlog)
+	t.Cleanup(func() { stdlib.SetOutput(os.Stderr) })
 	backend := newFakeBackend(t, 300*time.Millisecond)
 	lambda := newFakeLambda(t, backend)
 	receiver := freePort(t)
@@ -74,6 +81,9 @@ func TestDrainAfterRuntimeDoneBeforeNext(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "WARN") {
 		t.Errorf("warnings in a healthy run:\n%s", log)
+	}
+	if stdlog.String() != "" {
+		t.Errorf("net/http logged:\n%s", stdlog)
 	}
 }
 
