@@ -139,13 +139,14 @@ fn go_build_failure_shows_go_message() {
 /// The components the reduced ADOT collector must have, as `components` prints them.
 const COMPONENTS: [(&str, &[&str]); 4] = [
     ("receivers", &["otlp"]),
-    ("processors", &[]),
+    ("processors", &["lambdabuffer"]),
     (
         "exporters",
         &[
             "awsemf",
             "awsxray",
             "debug",
+            "logging",
             "otlp",
             "otlphttp",
             "prometheusremotewrite",
