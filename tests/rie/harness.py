@@ -185,10 +185,6 @@ class RieRun:
                 if "[collector]" in l or "\tinfo\t" in l or "\twarn\t" in l or "\terror\t" in l]
 
     @property
-    def telemetry_subscribed(self) -> bool:
-        return "/2022-07-01/telemetry" in self.stderr
-
-    @property
     def fallback_line(self) -> Optional[str]:
         """The line in which the collector says it falls back from the Telemetry API."""
         for line in self.collector_lines():
@@ -196,23 +192,36 @@ class RieRun:
                 return line.strip()
         return None
 
+    def telemetry_lines(self) -> List[str]:
+        """What the collector logged about the Telemetry API. The emulator itself logs
+        nothing there: in its default mode the subscription goes to a stub that answers
+        202 Telemetry.NotSupported and has no access log."""
+        return [l.strip() for l in self.collector_lines()
+                if re.search(r"telemetry api|/2022-07-01/telemetry|platform\.", l, re.I)]
+
     def collector_path(self) -> str:
-        """Which export path the collector took, from what it and the emulator logged."""
-        if not self.telemetry_subscribed:
-            return "no Telemetry API subscription: exports as data arrives, no drain"
+        """Which export path the collector took, from what it logged."""
         if self.fallback_line:
-            return "Telemetry API subscribed, then synchronous fallback: %s" % self.fallback_line
-        return "Telemetry API subscribed, drain after platform.runtimeDone"
+            return "Telemetry API, synchronous fallback: %s" % self.fallback_line
+        if self.telemetry_lines():
+            return "Telemetry API drain: %s" % self.telemetry_lines()[0]
+        return "no Telemetry API in the collector's log: it exports as data arrives"
 
     def synchronous_export_reason(self, exporter: str) -> Optional[str]:
         """Why this run's collector is expected to export on the invoke's path, or None."""
-        if self.telemetry_subscribed and self.fallback_line:
+        if self.fallback_line:
             return ("the collector fell back to synchronous export, as the emulator's Telemetry "
                     "API delivers no events: %s" % self.fallback_line)
-        if not self.telemetry_subscribed and exporter in SYNCHRONOUS_EXPORTERS:
+        if not self.telemetry_lines() and exporter in SYNCHRONOUS_EXPORTERS:
             return ("this collector has no Telemetry API path and its %s exporter sends "
                     "synchronously (collector/README.md, issue 12)" % exporter)
         return None
+
+    @property
+    def init_ms(self) -> Optional[float]:
+        """The emulator's measure of the first init (extensions and runtime up to /next)."""
+        match = re.search(r"INIT REPORT\(durationMs: ([0-9.]+)\)", self.stderr)
+        return round(float(match.group(1)), 1) if match else None
 
     def backend_requests_during_warm_invokes(self) -> int:
         """How many export requests reached a backend between the first warm invoke's start
@@ -226,9 +235,11 @@ class RieRun:
 
     def figures(self) -> str:
         warm = self.warm_ms
-        return ("cold %s ms, warm median %s ms (max %s), shutdown %s ms, run %.1f s"
-                % (self.cold_ms, round(statistics.median(warm), 1) if warm else "-",
-                   max(warm) if warm else "-", self.result.get("shutdown_ms"), self.wall_s))
+        return ("cold %s ms (init %s), warm median %s ms (max %s), shutdown %s ms, run %.1f s; "
+                "collector: %s"
+                % (self.cold_ms, self.init_ms, round(statistics.median(warm), 1) if warm else "-",
+                   max(warm) if warm else "-", self.result.get("shutdown_ms"), self.wall_s,
+                   self.collector_path()))
 
     def tail(self, lines: int = 40) -> str:
         parts = []

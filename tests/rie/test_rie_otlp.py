@@ -95,6 +95,3 @@ def test_raising_handler_spans_reach_backend_with_error(run):
 def test_warm_invokes_not_held_by_export(run, request):
     expect.not_held_by_export(run, DELAY_MS, "otlphttp", request)
 
-
-def test_collector_does_not_wait_for_telemetry_the_emulator_never_sends(run):
-    expect.telemetry_path_consistent(run)
