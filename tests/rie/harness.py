@@ -256,8 +256,7 @@ class RieRun:
 
 def run_function(workdir: Path, label: str, driver_python: Path, rie: Path, layer: List[Path],
                  runtime: Runtime, invocations: List[dict], collector_config: Optional[str] = None,
-                 moto: bool = False, delay_ms: int = 0, env: Optional[dict] = None,
-                 exec_wrapper: str = "/opt/otel-instrument") -> RieRun:
+                 moto: bool = False, delay_ms: int = 0, env: Optional[dict] = None) -> RieRun:
     """Run the function under the emulator in fresh namespaces; bounded by RUN_TIMEOUT."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -274,7 +273,6 @@ def run_function(workdir: Path, label: str, driver_python: Path, rie: Path, laye
         "collector_config": collector_config,
         "moto": moto,
         "env": env or {},
-        "exec_wrapper": exec_wrapper,
         "invocations": invocations,
     }
     (workdir / "spec.json").write_text(json.dumps(spec, indent=1))

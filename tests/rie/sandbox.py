@@ -25,7 +25,6 @@ import http.client
 import http.server
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -41,6 +40,10 @@ MS_BIND = 4096
 MS_REC = 16384
 
 LAMBDA_MOUNTS = ("task", "runtime", "lang")
+# Bounds of one run's steps. The function's own timeout (30 s) ends a stuck invoke first.
+COLD_INVOKE_TIMEOUT = 120
+WARM_INVOKE_TIMEOUT = 60
+SHUTDOWN_TIMEOUT = 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -119,7 +122,9 @@ def free_port():
 
 
 class Server:
-    """A threaded HTTP server on 127.0.0.1 whose requests go to `handle(request)`."""
+    """A threaded HTTP server on 127.0.0.1: `handle(method, path, headers, body)` answers
+    each request (bodies come with a Content-Length: what the collector and boto3 send)
+    with (status, headers, body)."""
 
     def __init__(self, handle):
 
@@ -138,7 +143,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
             def log_message(self, *args):
                 pass
@@ -269,7 +274,9 @@ def invoke(port, event, timeout):
 
 
 def lambda_env(spec, rie_dir):
-    """The emulator's whole environment, which it hands on to the runtime and extensions."""
+    """The emulator's whole environment, which it hands on to the runtime and extensions:
+    what Lambda's python3.8/3.9 runtimes see (PATH, LD_LIBRARY_PATH, PYTHONPATH=/var/runtime
+    included), fake credentials, and the spec's own variables."""
     env = {
         "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
         "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
@@ -284,19 +291,88 @@ def lambda_env(spec, rie_dir):
         "AWS_LAMBDA_FUNCTION_NAME": spec["function_name"],
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.get("function_timeout", 30)),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + spec["function_name"],
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/28/[$LATEST]0123456789abcdef0123456789abcdef",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "_HANDLER": spec.get("handler", "app.handler"),
+        "_HANDLER": "app.handler",
+        "AWS_LAMBDA_EXEC_WRAPPER": "/opt/otel-instrument",
+        # An empty home, so no SDK reads the host's ~/.aws or other dot files.
         "HOME": str(rie_dir),
     }
-    if spec.get("exec_wrapper", "/opt/otel-instrument"):
-        env["AWS_LAMBDA_EXEC_WRAPPER"] = spec.get("exec_wrapper", "/opt/otel-instrument")
     env.update(spec.get("env", {}))
     return env
+
+
+def start_backends(spec, workdir, result, delay_s):
+    """The HTTP target, the OTLP receiver and (when asked) moto, with a late X-Ray proxy.
+    Returns moto's process (or None) and the URLs the function and the config use."""
+    target = target_server(result["target_hits"])
+    receiver = otlp_receiver(result["otlp"], delay_s)
+    result["ports"].update(target=target.port, otlp=receiver.port)
+    urls = {"target_url": target.url + "/ping", "otlp_endpoint": receiver.url}
+    if not spec.get("moto"):
+        return None, urls
+    moto, moto_port = start_moto(workdir)
+    result["ports"]["moto"] = moto_port
+    aws_client("s3", moto_port, spec["region"]).create_bucket(
+        Bucket="rie-sample-bucket", CreateBucketConfiguration={"LocationConstraint": spec["region"]})
+    xray_port = delaying_proxy(moto_port, delay_s, result["proxy_seen"]).port if delay_s else moto_port
+    urls["xray_endpoint"] = "http://127.0.0.1:%d" % xray_port
+    urls["aws_endpoint"] = "http://127.0.0.1:%d" % moto_port
+    return moto, urls
+
+
+def function_env(spec, workdir, urls):
+    env = lambda_env(spec, workdir / "home")
+    (workdir / "home").mkdir(exist_ok=True)
+    if spec.get("collector_config") is not None:
+        text = spec["collector_config"]
+        for name, value in urls.items():
+            text = text.replace("@%s@" % name.upper(), value)
+        config = workdir / "collector.yaml"
+        config.write_text(text)
+        # Today's variable and the 1.20.0-era one, naming the same file.
+        env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"] = str(config)
+        env["OPENTELEMETRY_COLLECTOR_CONFIG_FILE"] = str(config)
+    if "aws_endpoint" in urls:
+        env["AWS_ENDPOINT_URL"] = urls["aws_endpoint"]
+    return env
+
+
+def drive_emulator(spec, env, workdir, target_url, result):
+    """Start the emulator, send the invocations one by one, then SIGTERM it."""
+    port = free_port()
+    result["ports"]["rie"] = port
+    result["invoked_at"] = time.time()
+    with open(workdir / "rie.stdout", "wb") as stdout, open(workdir / "rie.stderr", "wb") as stderr:
+        rie = subprocess.Popen(
+            [spec["rie"], "--log-level", "debug",
+             "--runtime-interface-emulator-address", "127.0.0.1:%d" % port],
+            env=env, cwd="/", stdout=stdout, stderr=stderr, start_new_session=True)
+    if not wait_for_port(port, 30, rie):
+        result["errors"].append("the emulator did not listen on 127.0.0.1:%d" % port)
+    else:
+        for index, event in enumerate(spec["invocations"]):
+            timeout = COLD_INVOKE_TIMEOUT if index == 0 else WARM_INVOKE_TIMEOUT
+            result["invocations"].append(invoke(port, dict(event, target_url=target_url), timeout))
+            if rie.poll() is not None:
+                result["errors"].append("the emulator exited during invocation %d" % index)
+                break
+    term_sent = time.monotonic()
+    result["sigterm_at"] = time.time()
+    if rie.poll() is None:
+        rie.send_signal(signal.SIGTERM)
+    try:
+        result["rie_exit"] = rie.wait(timeout=SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        result["errors"].append("the emulator did not exit within %d s of SIGTERM"
+                                % SHUTDOWN_TIMEOUT)
+        os.killpg(rie.pid, signal.SIGKILL)
+        result["rie_exit"] = rie.wait()
+    result["shutdown_ms"] = round((time.monotonic() - term_sent) * 1000, 1)
 
 
 def run(spec):
@@ -308,78 +384,14 @@ def run(spec):
                                  "lang": spec["lang"]})
     mount_tree(spec["layer"], "/opt")
     delay_s = spec.get("backend_delay_ms", 0) / 1000.0
-
-    target = target_server(result["target_hits"])
-    receiver = otlp_receiver(result["otlp"], delay_s)
-    moto = None
-    substitutions = {"target_url": target.url + "/ping", "otlp_endpoint": receiver.url}
-    if spec.get("moto"):
-        moto, moto_port = start_moto(workdir)
-        result["ports"]["moto"] = moto_port
-        aws_client("s3", moto_port, spec["region"]).create_bucket(
-            Bucket="rie-sample-bucket",
-            CreateBucketConfiguration={"LocationConstraint": spec["region"]})
-        xray_port = moto_port
-        if delay_s:
-            xray_port = delaying_proxy(moto_port, delay_s, result["proxy_seen"]).port
-        substitutions["xray_endpoint"] = "http://127.0.0.1:%d" % xray_port
-        substitutions["aws_endpoint"] = "http://127.0.0.1:%d" % moto_port
-    result["ports"].update(target=target.port, otlp=receiver.port)
-
-    env = lambda_env(spec, workdir / "home")
-    (workdir / "home").mkdir(exist_ok=True)
-    if spec.get("collector_config") is not None:
-        config = workdir / "collector.yaml"
-        text = spec["collector_config"]
-        for name, value in substitutions.items():
-            text = text.replace("@%s@" % name.upper(), value)
-        config.write_text(text)
-        # The variable of today's collector and the 1.20.0-era one; both name the same file.
-        env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"] = str(config)
-        env["OPENTELEMETRY_COLLECTOR_CONFIG_FILE"] = str(config)
-    if spec.get("moto"):
-        env["AWS_ENDPOINT_URL"] = substitutions["aws_endpoint"]
-
-    rie_port = free_port()
-    result["ports"]["rie"] = rie_port
-    stdout = open(workdir / "rie.stdout", "wb")
-    stderr = open(workdir / "rie.stderr", "wb")
-    started = time.time()
-    rie = subprocess.Popen(
-        [spec["rie"], "--log-level", spec.get("rie_log_level", "debug"),
-         "--runtime-interface-emulator-address", "127.0.0.1:%d" % rie_port],
-        env=env, cwd="/", stdout=stdout, stderr=stderr, start_new_session=True)
-    result["rie_pid"] = rie.pid
-    if not wait_for_port(rie_port, 30, rie):
-        result["errors"].append("the emulator did not listen on 127.0.0.1:%d" % rie_port)
-    else:
-        for index, event in enumerate(spec["invocations"]):
-            event = dict(event, target_url=substitutions["target_url"])
-            timeout = spec.get("cold_timeout", 120) if index == 0 else spec.get("warm_timeout", 60)
-            result["invocations"].append(invoke(rie_port, event, timeout))
-            if rie.poll() is not None:
-                result["errors"].append("the emulator exited during invocation %d" % index)
-                break
-    result["invoked_at"] = started
-
-    term_sent = time.monotonic()
-    result["sigterm_at"] = time.time()
-    if rie.poll() is None:
-        rie.send_signal(signal.SIGTERM)
-    try:
-        result["rie_exit"] = rie.wait(timeout=spec.get("shutdown_timeout", 20))
-    except subprocess.TimeoutExpired:
-        result["errors"].append("the emulator did not exit within %d s of SIGTERM"
-                                % spec.get("shutdown_timeout", 20))
-        os.killpg(rie.pid, signal.SIGKILL)
-        result["rie_exit"] = rie.wait()
-    result["shutdown_ms"] = round((time.monotonic() - term_sent) * 1000, 1)
-    # What the collector sends on SHUTDOWN may still be in flight to a late backend.
+    moto, urls = start_backends(spec, workdir, result, delay_s)
+    drive_emulator(spec, function_env(spec, workdir, urls), workdir, urls["target_url"], result)
+    # What the collector sends on SHUTDOWN may still be on its way to a late backend.
     time.sleep(delay_s + 0.2)
-
     if moto is not None:
         try:
-            result["xray"] = read_xray(result["ports"]["moto"], spec["region"], started)
+            result["xray"] = read_xray(result["ports"]["moto"], spec["region"],
+                                       result["invoked_at"])
         except Exception as exc:  # reported, judged by the tests
             result["errors"].append("reading X-Ray back: %s: %s" % (type(exc).__name__, exc))
         moto.terminate()
