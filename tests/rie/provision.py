@@ -7,7 +7,7 @@ reused when present. Each item is built in a temporary folder beside its final p
 renamed into place only when complete, under a lock, so an interrupted or concurrent run
 never leaves a half-built item.
 
-Run as a script to provision ahead of the tests (CI does):
+Run as a script to provision ahead of the tests (`make provision` does, so CI does):
     python3 tests/rie/provision.py [--python 3.8] [--python 3.9]
 """
 
@@ -144,6 +144,9 @@ def moto_python() -> Path:
     with _locked("moto"):
         if stamp.is_file():
             return python
+        if subprocess.run([sys.executable, "-c", "import venv, ensurepip"]).returncode != 0:
+            raise ProvisionError("%s cannot make a venv (no venv/ensurepip module): install "
+                                 "python3-venv (apt-get install python3-venv)" % sys.executable)
         if venv.exists():
             shutil.rmtree(venv)
         venv.parent.mkdir(parents=True, exist_ok=True)
