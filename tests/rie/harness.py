@@ -186,9 +186,10 @@ class RieRun:
 
     @property
     def fallback_line(self) -> Optional[str]:
-        """The line in which the collector says it falls back from the Telemetry API."""
+        """The line in which the collector says it falls back from the Telemetry API to
+        exporting synchronously."""
         for line in self.collector_lines():
-            if re.search(r"fall(s|ing)?[ -]?back", line, re.I):
+            if re.search(r"fall(s|ing)?[ -]?back|export(s|ing)? synchronously", line, re.I):
                 return line.strip()
         return None
 
@@ -210,8 +211,8 @@ class RieRun:
     def synchronous_export_reason(self, exporter: str) -> Optional[str]:
         """Why this run's collector is expected to export on the invoke's path, or None."""
         if self.fallback_line:
-            return ("the collector fell back to synchronous export, as the emulator's Telemetry "
-                    "API delivers no events: %s" % self.fallback_line)
+            return ("the collector exports synchronously, the emulator having no usable "
+                    "Telemetry API: %s" % self.fallback_line)
         if not self.telemetry_lines() and exporter in SYNCHRONOUS_EXPORTERS:
             return ("this collector has no Telemetry API path and its %s exporter sends "
                     "synchronously (collector/README.md, issue 12)" % exporter)

@@ -10,7 +10,8 @@ It lays out the file system as Lambda has it (read-only binds; the host is untou
     /var/task     the function
     /var/runtime  the runtime's bootstrap and packages (awslambdaric, boto3, ...)
     /var/lang     the Python installation that plays the runtime's interpreter
-and brings up loopback, the only network there is. On 127.0.0.1 it serves what the function
+and brings up loopback, the only network there is (sandbox.localdomain resolves to it, as
+Lambda's sandbox name does). On 127.0.0.1 it serves what the function
 and its collector talk to: an HTTP target the function calls, an OTLP/HTTP receiver, and
 moto's server (X-Ray, S3), each backend optionally answering late. Then it starts the
 emulator with a clean Lambda environment, sends the invocations one by one (timed), sends
@@ -102,6 +103,15 @@ def layout_var(scratch: Path, binds: dict):
         (scratch / name).mkdir()
         mount_tree(folders, scratch / name)
     _mount(str(scratch), "/var", None, MS_BIND | MS_REC)
+
+
+def sandbox_hosts(scratch: Path):
+    """Make the name Lambda gives the sandbox resolve, as it does on Lambda: extensions
+    listen on sandbox.localdomain for the Telemetry API. Only this namespace sees it."""
+    hosts = scratch / "hosts"
+    original = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
+    hosts.write_text(original.rstrip("\n") + "\n127.0.0.1\tsandbox.localdomain sandbox\n")
+    _mount(str(hosts), "/etc/hosts", None, MS_BIND)
 
 
 def loopback_up():
@@ -380,6 +390,7 @@ def run(spec):
     result = {"invocations": [], "otlp": [], "target_hits": [], "proxy_seen": [],
               "ports": {}, "errors": []}
     loopback_up()
+    sandbox_hosts(workdir)
     layout_var(workdir / "var", {"task": spec["task"], "runtime": spec["runtime"],
                                  "lang": spec["lang"]})
     mount_tree(spec["layer"], "/opt")
