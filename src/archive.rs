@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::layout::{self, Entry, MODE_DIR};
+use crate::check::rules::{self, MODE_DIR};
+use crate::model::entry::Entry;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
@@ -145,7 +146,7 @@ pub fn write<W: Write + Seek>(
         .par_iter()
         .map(|e| pack(e, time, cache))
         .collect::<Result<_>>()?;
-    let dirs = layout::parent_dirs(entries.iter().map(|e| e.path.as_str()));
+    let dirs = rules::parent_dirs(entries.iter().map(|e| e.path.as_str()));
     packed.sort_by(|a, b| a.path.cmp(&b.path));
 
     enum Item<'a> {
@@ -188,7 +189,7 @@ pub fn write<W: Write + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Content;
+    use crate::model::entry::Content;
     use std::io::Read;
     use std::sync::Arc;
 

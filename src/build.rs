@@ -9,13 +9,13 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::arch::Arch;
 use crate::archive;
 use crate::check;
 use crate::gather;
 use crate::manifest::{self, LayerInfo, LimitsInfo, Manifest, ManifestEntry, ZipInfo};
+use crate::model::arch::Arch;
 use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::support::progress::Progress;
 use crate::verify;
 
 /// One finished zip.

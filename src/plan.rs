@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use zip::DateTime;
 
-use crate::arch::Arch;
 use crate::archive;
-use crate::runtime::Runtime;
-use crate::sitepackages::PythonOptions;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::tree::PythonOptions;
 use crate::spec::{self, LoadedSpec, SourceKind};
 
 /// Flags shared by `build` and `plan`, as typed.
@@ -110,7 +110,7 @@ impl Plan {
             (Some(p), false) => p.bytecode,
             (None, false) => spec::Bytecode::Never,
         };
-        let cache = crate::cache::dir();
+        let cache = crate::support::cache::dir();
         let python = PythonOptions {
             wheelhouse: input.wheelhouse.clone(),
             offline: input.offline,

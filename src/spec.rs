@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::arch::Arch;
+use crate::model::arch::Arch;
 
 /// Lambda's limit for a function and all its layers, unzipped.
 pub const DEFAULT_UNZIPPED_LIMIT: u64 = 262_144_000;
@@ -284,7 +284,7 @@ fn validate(l: &LoadedSpec) -> Result<()> {
         bail!("{p}: `architectures` is empty: list x86_64, arm64 or both");
     }
     for r in &s.runtimes {
-        if crate::runtime::Runtime::parse(r).is_none() {
+        if crate::model::runtime::Runtime::parse(r).is_none() {
             bail!("{p}: unknown runtime `{r}`: use Lambda's names, e.g. python3.9");
         }
     }

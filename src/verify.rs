@@ -9,10 +9,10 @@ use anyhow::{Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::arch::Arch;
-use crate::elf;
-use crate::layout::{self, MODE_DIR, MODE_EXEC, MODE_FILE};
+use crate::check::elf;
+use crate::check::rules::{self, MODE_DIR, MODE_EXEC, MODE_FILE};
 use crate::manifest::{self, Manifest, format_mode};
+use crate::model::arch::Arch;
 
 /// A problem found in one zip: tests and scripts match on the zip and the entry.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
         let name = String::from_utf8(file.name_raw().to_vec())
             .map_err(|_| fail(zip_path, None, format!("entry {i} has a name that is not UTF-8")))?;
         let bad = |problem: String| fail(zip_path, Some(&name), problem);
-        layout::check_path(&name).map_err(|e| bad(format!("unsafe path: {e}")))?;
+        rules::check_path(&name).map_err(|e| bad(format!("unsafe path: {e}")))?;
         if !seen.insert(name.clone()) {
             return Err(bad("appears twice".into()));
         }
@@ -138,7 +138,7 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
             if mode != MODE_FILE && mode != MODE_EXEC {
                 return Err(bad(format!("mode {} is neither 0644 nor 0755", format_mode(mode))));
             }
-            if layout::must_be_executable(&name) && mode != MODE_EXEC {
+            if rules::must_be_executable(&name) && mode != MODE_EXEC {
                 return Err(bad(format!(
                     "mode {} lacks the exec bit: Lambda cannot start an extension without it",
                     format_mode(mode)

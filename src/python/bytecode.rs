@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::runtime::Runtime;
+use crate::model::runtime::Runtime;
 
 /// A CPython found on the build host for one runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::layout;
-use crate::tags::{WheelName, normalize};
+use crate::check::rules;
+use crate::python::tags::{WheelName, normalize};
 
 /// What the `bin/` launchers run: the function's Python, whatever host built the layer.
 pub const SHEBANG: &str = "#!/usr/bin/env python3";
@@ -106,7 +106,7 @@ pub fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
             problem: e.to_string(),
         })?;
     for n in &names {
-        layout::check_path(n).map_err(|e| WheelError::UnsafePath {
+        rules::check_path(n).map_err(|e| WheelError::UnsafePath {
             wheel: wheel.clone(),
             file: n.clone(),
             problem: e.to_string(),

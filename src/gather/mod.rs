@@ -1,17 +1,18 @@
 //! Collects every file one architecture's zip will hold: spec files, collector, Python tree.
 
+pub(crate) mod collector;
+
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::arch::Arch;
-use crate::collector;
-use crate::collector_config;
-use crate::layout::{self, Content, Entry};
+use crate::check::rules;
 use crate::manifest::{CollectorRecord, PackageRecord};
+use crate::model::arch::Arch;
+use crate::model::entry::{self, Content, Entry};
+use crate::model::runtime::Runtime;
 use crate::plan::Plan;
-use crate::runtime::Runtime;
-use crate::sitepackages;
+use crate::python::tree;
 use crate::spec::FileSpec;
 
 /// Everything one zip is made from.
@@ -33,7 +34,7 @@ pub fn gather(plan: &Plan, arch: Arch) -> Result<Layer> {
     if let Some(c) = &spec.spec.collector {
         if let Some(cfg) = &c.config {
             add_file_spec(&mut layer.entries, cfg, &spec.dir, "collector.config")?;
-            collector_config::check_file(&spec.dir.join(&cfg.src))?;
+            collector::config::check_file(&spec.dir.join(&cfg.src))?;
         }
         let source = plan
             .collectors
@@ -49,8 +50,8 @@ pub fn gather(plan: &Plan, arch: Arch) -> Result<Layer> {
         layer.collector = Some(got.record);
     }
     if let Some(py) = &spec.spec.python {
-        let tree = sitepackages::gather(py, &spec.dir, arch, &plan.runtimes, &plan.python)?;
-        let own = sitepackages::bytecode_for_files(&layer.entries, &py.dest, &tree.bytecode_runtimes, &plan.python)?;
+        let tree = tree::gather(py, &spec.dir, arch, &plan.runtimes, &plan.python)?;
+        let own = tree::bytecode_for_files(&layer.entries, &py.dest, &tree.bytecode_runtimes, &plan.python)?;
         layer.entries.extend(own);
         layer.entries.extend(tree.entries);
         layer.packages = tree.packages;
@@ -71,7 +72,7 @@ fn add_file_spec(entries: &mut Vec<Entry>, f: &FileSpec, spec_dir: &Path, sectio
         ),
     };
     let dest = f.dest.trim_end_matches('/');
-    layout::check_path(dest).with_context(|| format!("{}: bad `dest` in `{section}`", src.display()))?;
+    rules::check_path(dest).with_context(|| format!("{}: bad `dest` in `{section}`", src.display()))?;
     if meta.is_file() {
         entries.push(Entry::file(
             dest,
@@ -104,17 +105,11 @@ fn add_file_spec(entries: &mut Vec<Entry>, f: &FileSpec, spec_dir: &Path, sectio
             .to_str()
             .with_context(|| format!("{}: file name is not UTF-8", e.path().display()))?;
         entries.push(Entry::file(
-            layout::join(dest, rel),
+            entry::join(dest, rel),
             f.executable,
             Content::Path(e.path().to_path_buf()),
             e.path().display().to_string(),
         ));
     }
     Ok(())
-}
-
-/// Content in memory, for tests.
-#[cfg(test)]
-pub fn bytes(data: impl Into<Vec<u8>>) -> Content {
-    Content::Bytes(std::sync::Arc::from(data.into()))
 }

@@ -8,13 +8,13 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::arch::Arch;
-use crate::bytecode;
-use crate::lockfile::{self, Resolved};
-use crate::runtime::Runtime;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::bytecode;
+use crate::python::fetch;
+use crate::python::lockfile::{self, Resolved};
+use crate::python::tags::{self, normalize};
 use crate::spec;
-use crate::tags::{self, normalize};
-use crate::wheelcache;
 
 #[derive(Debug, Clone)]
 pub struct LockInput {
@@ -205,7 +205,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
     let arches = loaded.architectures()?;
     let runtimes: Vec<Runtime> = loaded.spec.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect();
-    let cache = crate::cache::dir();
+    let cache = crate::support::cache::dir();
 
     let mut configured: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
     for (name, path) in &py.interpreters {
@@ -221,7 +221,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     let mut resolvers: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
     for &rt in &runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {
-            wheelcache::python()
+            fetch::python()
         } else {
             match bytecode::find(rt, configured.get(&rt).map(PathBuf::as_path), &cache)? {
                 Some(i) if has_pip(&i.path) => i.path,
@@ -229,7 +229,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
                     warnings.push(format!(
                         "no {rt} interpreter with pip found: resolving with python3, so markers are evaluated for the host's Python (pass --python {rt}=PATH)"
                     ));
-                    wheelcache::python()
+                    fetch::python()
                 }
             }
         };

@@ -1,5 +1,7 @@
 //! Gathers the collector extension binary for one architecture: from a file, a Go build, or a zip.
 
+pub(crate) mod config;
+
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,9 +10,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::arch::{Arch, elf_machine_name};
-use crate::elf;
+use crate::check::elf;
 use crate::manifest::CollectorRecord;
+use crate::model::arch::{Arch, elf_machine_name};
 use crate::spec::SourceKind;
 
 /// Flags that make `go build` output depend only on its inputs: no paths, no VCS stamp, no

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
-use crate::tags::normalize;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::tags::normalize;
 
 /// One `name==version` pin with its hashes and wheel file names.
 #[derive(Debug, Clone, PartialEq, Eq)]

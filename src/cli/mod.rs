@@ -7,13 +7,13 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::arch::Arch;
 use crate::build;
 use crate::gather;
 use crate::manifest::format_mode;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
 use crate::plan::{Plan, PlanInput};
-use crate::progress::Progress;
-use crate::runtime::Runtime;
+use crate::support::progress::Progress;
 use crate::verify;
 
 /// Build AWS Lambda layer zips for the ADOT Python layer: deterministic, checked, verified.
@@ -174,8 +174,8 @@ impl InputArgs {
     }
 }
 
-pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+/// Runs the command the flags name.
+pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         None => run_build(&cli.build),
         Some(Command::Build(args)) => run_build(&args),
@@ -292,7 +292,7 @@ fn run_plan(args: &PlanArgs) -> Result<ExitCode> {
 }
 
 fn run_lock(args: &LockArgs) -> Result<ExitCode> {
-    let locked = crate::lock::run(&crate::lock::LockInput {
+    let locked = crate::python::lock::run(&crate::python::lock::LockInput {
         spec: args.spec.clone(),
         pythons: args.python.clone(),
     })?;

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
 
 /// A wheel file name taken apart: `name-version(-build)?-python-abi-platform.whl`.
 #[derive(Debug, Clone, PartialEq, Eq)]

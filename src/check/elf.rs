@@ -5,7 +5,7 @@ use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 
-use crate::arch::{Arch, elf_machine_name};
+use crate::model::arch::{Arch, elf_machine_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ElfInfo {

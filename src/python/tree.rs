@@ -9,16 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 
-use crate::arch::Arch;
-use crate::bytecode;
-use crate::layout::{self, Content, Entry};
-use crate::lockfile::{self, Locked};
+use crate::check::rules;
 use crate::manifest::PackageRecord;
-use crate::runtime::Runtime;
+use crate::model::arch::Arch;
+use crate::model::entry::{Content, Entry};
+use crate::model::runtime::Runtime;
+use crate::python::bytecode;
+use crate::python::fetch::{self, Want};
+use crate::python::lockfile::{self, Locked};
+use crate::python::tags::{WheelName, normalize};
+use crate::python::wheel::{self, Installed, WheelFile};
 use crate::spec::{Bytecode, PythonSpec};
-use crate::tags::{WheelName, normalize};
-use crate::wheel::{self, Installed, WheelFile};
-use crate::wheelcache::{self, Want};
 
 /// How wheels are fetched and bytecode is compiled; from the command line and environment.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +107,7 @@ pub fn gather(
     let lock_path = spec_dir.join(&spec.lock);
     let lock = lockfile::read(&lock_path)?;
     let dest = spec.dest.trim_matches('/').to_string();
-    layout::check_path(&dest).with_context(|| format!("python.dest `{}` is not a safe zip folder", spec.dest))?;
+    rules::check_path(&dest).with_context(|| format!("python.dest `{}` is not a safe zip folder", spec.dest))?;
     let mut tree = PythonTree::default();
 
     let mut excluded = BTreeSet::new();
@@ -152,7 +153,7 @@ pub fn gather(
             }
         }
     }
-    let paths = wheelcache::ensure(&opts.cache, opts.wheelhouse.as_deref(), opts.offline, &wants)?;
+    let paths = fetch::ensure(&opts.cache, opts.wheelhouse.as_deref(), opts.offline, &wants)?;
     let installed: BTreeMap<String, Installed> = wants
         .par_iter()
         .map(|w| -> Result<(String, Installed)> {
@@ -444,7 +445,7 @@ fn assemble(dest: &str, placed: &[Placed]) -> Result<BTreeMap<String, (WheelFile
     let bin = format!("{dest}/bin");
     let mut out: BTreeMap<String, (WheelFile, String)> = BTreeMap::new();
     let mut add = |path: String, f: WheelFile, origin: &str| -> Result<()> {
-        layout::check_path(&path).with_context(|| format!("{origin}: unsafe install path"))?;
+        rules::check_path(&path).with_context(|| format!("{origin}: unsafe install path"))?;
         match out.get(&path) {
             Some((g, _)) if g.sha256 == f.sha256 => Ok(()),
             Some((_, first)) => bail!(TreeError::Conflict {

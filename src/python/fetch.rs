@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
-use crate::tags;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::tags;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
