@@ -40,7 +40,7 @@ pub struct Plan {
 impl Plan {
     pub fn new(input: &PlanInput) -> Result<Plan> {
         let spec = spec::load(&input.spec)?;
-        let listed = spec.architectures()?;
+        let listed = spec.architectures();
         let arches = match input.arch {
             None => listed,
             Some(a) if listed.contains(&a) => vec![a],
@@ -50,17 +50,12 @@ impl Plan {
                 listed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
             ),
         };
-        let runtimes: Vec<Runtime> = spec.spec.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect();
+        let runtimes = spec.spec.runtimes.clone();
 
         let mut collectors = BTreeMap::new();
         if let Some(c) = &spec.spec.collector {
             for &arch in &arches {
-                let src = c
-                    .per_arch
-                    .iter()
-                    .find(|(k, _)| Arch::parse(k) == Some(arch))
-                    .map(|(_, v)| v)
-                    .or(c.source.as_ref());
+                let src = c.per_arch.get(&arch).or(c.source.as_ref());
                 if let Some(src) = src {
                     collectors.insert(arch, src.kind().map_err(anyhow::Error::msg)?);
                 }
@@ -92,11 +87,8 @@ impl Plan {
 
         let mut interpreters = BTreeMap::new();
         if let Some(py) = &spec.spec.python {
-            for (name, path) in &py.interpreters {
-                let rt = Runtime::parse(name).with_context(|| {
-                    format!("{}: python.interpreters: unknown runtime `{name}`", spec.path.display())
-                })?;
-                interpreters.insert(rt, spec.resolve(path));
+            for (rt, path) in &py.interpreters {
+                interpreters.insert(*rt, spec.resolve(path));
             }
         }
         for (rt, path) in &input.pythons {

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
 
 /// Lambda's limit for a function and all its layers, unzipped.
 pub const DEFAULT_UNZIPPED_LIMIT: u64 = 262_144_000;
@@ -20,10 +21,10 @@ pub struct Spec {
     pub name: String,
     /// Layer version; dots become dashes in the zip name.
     pub version: String,
-    pub architectures: Vec<String>,
+    pub architectures: Vec<Arch>,
     /// Python runtimes in Lambda's spelling (`python3.9`).
     #[serde(default)]
-    pub runtimes: Vec<String>,
+    pub runtimes: Vec<Runtime>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
     #[serde(default)]
@@ -64,7 +65,7 @@ pub struct PythonSpec {
     pub bytecode: Bytecode,
     /// Interpreters per runtime, for bytecode; overridden by `--python`.
     #[serde(default)]
-    pub interpreters: BTreeMap<String, PathBuf>,
+    pub interpreters: BTreeMap<Runtime, PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -94,7 +95,7 @@ pub struct CollectorSpec {
     #[serde(default)]
     pub source: Option<CollectorSource>,
     #[serde(default)]
-    pub per_arch: BTreeMap<String, CollectorSource>,
+    pub per_arch: BTreeMap<Arch, CollectorSource>,
     /// The collector's default configuration, checked and placed in the zip.
     #[serde(default)]
     pub config: Option<FileSpec>,
@@ -222,21 +223,12 @@ impl LoadedSpec {
         self.dir.join(p)
     }
 
-    pub fn architectures(&self) -> Result<Vec<Arch>> {
-        let mut out = Vec::new();
-        for a in &self.spec.architectures {
-            let arch = Arch::parse(a).with_context(|| {
-                format!(
-                    "{}: unknown architecture `{a}`: use x86_64 or arm64",
-                    self.path.display()
-                )
-            })?;
-            if !out.contains(&arch) {
-                out.push(arch);
-            }
-        }
+    /// The spec's architectures, each once, in a fixed order.
+    pub fn architectures(&self) -> Vec<Arch> {
+        let mut out = self.spec.architectures.clone();
         out.sort();
-        Ok(out)
+        out.dedup();
+        out
     }
 }
 
@@ -280,27 +272,18 @@ fn validate(l: &LoadedSpec) -> Result<()> {
             s.version
         );
     }
-    if l.architectures()?.is_empty() {
+    if s.architectures.is_empty() {
         bail!("{p}: `architectures` is empty: list x86_64, arm64 or both");
-    }
-    for r in &s.runtimes {
-        if crate::model::runtime::Runtime::parse(r).is_none() {
-            bail!("{p}: unknown runtime `{r}`: use Lambda's names, e.g. python3.9");
-        }
     }
     if s.python.is_some() && s.runtimes.is_empty() {
         bail!("{p}: `python` needs at least one entry in `runtimes`");
     }
     if let Some(c) = &s.collector {
         for (key, src) in &c.per_arch {
-            if Arch::parse(key).is_none() {
-                bail!("{p}: collector.per_arch: unknown architecture `{key}`: use x86_64 or arm64");
-            }
-            src.kind()
-                .map_err(|e| anyhow::anyhow!("{p}: collector.per_arch.{key}: {e}"))?;
+            src.kind().map_err(|e| anyhow!("{p}: collector.per_arch.{key}: {e}"))?;
         }
         if let Some(src) = &c.source {
-            src.kind().map_err(|e| anyhow::anyhow!("{p}: collector.source: {e}"))?;
+            src.kind().map_err(|e| anyhow!("{p}: collector.source: {e}"))?;
         }
     }
     Ok(())

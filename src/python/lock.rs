@@ -203,15 +203,13 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     let req_path = loaded.resolve(req_rel);
     let req_text = fs_err::read_to_string(&req_path)?;
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
-    let arches = loaded.architectures()?;
-    let runtimes: Vec<Runtime> = loaded.spec.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect();
+    let arches = loaded.architectures();
+    let runtimes = loaded.spec.runtimes.clone();
     let cache = crate::support::cache::dir();
 
     let mut configured: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
-    for (name, path) in &py.interpreters {
-        if let Some(rt) = Runtime::parse(name) {
-            configured.insert(rt, loaded.resolve(path));
-        }
+    for (rt, path) in &py.interpreters {
+        configured.insert(*rt, loaded.resolve(path));
     }
     configured.extend(input.pythons.iter().cloned());
 
