@@ -12,6 +12,7 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::check::rules::{self, MODE_DIR};
 use crate::model::entry::Entry;
+use crate::support::fs::write_atomic;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
@@ -116,23 +117,15 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
     w.write_all(&data)?;
     let one_entry_zip = w.finish()?.into_inner();
-    if let (Some(slot), Some(dir)) = (&slot, cache) {
+    if let Some(slot) = &slot {
         // A cache that cannot be written only costs speed.
-        let _ = store(dir, slot, &one_entry_zip);
+        let _ = write_atomic(slot, &one_entry_zip);
     }
     Ok(packed(one_entry_zip))
 }
 
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
 const ZIP_WRITER: &str = "zip-9";
-
-fn store(dir: &Path, slot: &Path, bytes: &[u8]) -> Result<()> {
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(slot)?;
-    Ok(())
-}
 
 /// Writes `entries` (files; folders are added for them) as a zip to `out`.
 /// Files are compressed on every core (or taken from `cache`), then copied in sorted order.

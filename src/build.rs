@@ -1,13 +1,11 @@
 //! Executes a plan: per architecture gather, check, archive, verify; then put every file in
 //! place at once, so a failed build leaves nothing at the output paths.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
 use crate::archive;
 use crate::check;
@@ -15,6 +13,7 @@ use crate::gather;
 use crate::manifest::{self, LayerInfo, LimitsInfo, Manifest, ManifestEntry, ZipInfo};
 use crate::model::arch::Arch;
 use crate::plan::Plan;
+use crate::support::fs::{self, Staged};
 use crate::support::progress::Progress;
 use crate::verify;
 
@@ -29,26 +28,14 @@ pub struct Built {
 }
 
 /// Outputs written to temp files in --out, waiting to be renamed into place.
-struct Staged {
+struct Outputs {
     built: Built,
-    zip: NamedTempFile,
-    manifest: NamedTempFile,
-    checksum: NamedTempFile,
+    zip: Staged,
+    manifest: Staged,
+    checksum: Staged,
 }
 
-fn temp_in(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".layerbuild-")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "cannot create a temp file in {}: check the --out folder is writable",
-                dir.display()
-            )
-        })
-}
-
-fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
+fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Outputs> {
     let bar = progress.step(format!("{arch}"));
     bar.set_message("gathering inputs");
     let layer = gather::gather(plan, arch).with_context(|| format!("cannot build the {arch} layer"))?;
@@ -67,8 +54,7 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
         Some(&plan.cache.join("deflate")),
     )?;
     let bytes = zip_bytes.into_inner();
-    let mut zip_tmp = temp_in(&plan.out)?;
-    zip_tmp.write_all(&bytes)?;
+    let zip_tmp = fs::stage(&plan.out, &bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
 
     let zip_name = plan.zip_name(arch);
@@ -104,12 +90,10 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
     let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
         .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
 
-    let mut manifest_tmp = temp_in(&plan.out)?;
-    manifest_tmp.write_all(manifest::to_json(&manifest).as_bytes())?;
-    let mut checksum_tmp = temp_in(&plan.out)?;
-    checksum_tmp.write_all(manifest::checksum_line(&sha256, &zip_name).as_bytes())?;
+    let manifest_tmp = fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?;
+    let checksum_tmp = fs::stage(&plan.out, manifest::checksum_line(&sha256, &zip_name).as_bytes())?;
     bar.finish_and_clear();
-    Ok(Staged {
+    Ok(Outputs {
         built: Built {
             manifest_path: manifest::manifest_path(&zip_path),
             zip: zip_path,
@@ -123,29 +107,19 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
     })
 }
 
-fn persist(tmp: NamedTempFile, to: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    // Temp files are 0600; outputs are for everyone to read.
-    fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot move the finished file to {}", to.display()))?;
-    Ok(())
-}
-
 /// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
 pub fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
     fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
-    let staged: Vec<Staged> = plan
+    let staged: Vec<Outputs> = plan
         .arches
         .par_iter()
         .map(|&a| stage(plan, a, progress))
         .collect::<Result<_>>()?;
     let mut built = Vec::new();
     for s in staged {
-        persist(s.manifest, &s.built.manifest_path)?;
-        persist(s.checksum, &manifest::checksum_path(&s.built.zip))?;
-        persist(s.zip, &s.built.zip)?;
+        s.manifest.commit(&s.built.manifest_path)?;
+        s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
+        s.zip.commit(&s.built.zip)?;
         built.push(s.built);
     }
     write_sha256sums(&plan.out, &built)?;
@@ -169,7 +143,5 @@ fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
         };
         text.push_str(&manifest::checksum_line(&hex, &name));
     }
-    let mut tmp = temp_in(out)?;
-    tmp.write_all(text.as_bytes())?;
-    persist(tmp, &out.join("SHA256SUMS"))
+    fs::write_atomic(&out.join("SHA256SUMS"), text.as_bytes())
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::model::runtime::Runtime;
+use crate::support::fs::write_atomic;
 
 /// A CPython found on the build host for one runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,18 +278,6 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
         rest = &tail[len..];
     }
     Ok(results)
-}
-
-fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
-    let dir = to.parent().expect("cache path has a parent");
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}: check the cache is writable", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(())
 }
 
 /// `pkg/mod.py` -> `pkg/__pycache__/mod.cpython-39.pyc`.

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::python::tags;
+use crate::support::fs::write_atomic;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,25 +123,9 @@ fn admit(cache: &Path, w: &Want, data: &[u8]) -> Result<()> {
             got,
         });
     }
-    let tmp_root = cache.join("tmp");
-    fs_err::create_dir_all(&tmp_root)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_root).with_context(|| {
-        format!(
-            "cannot create a temp file in {}: check the cache is writable",
-            tmp_root.display()
-        )
-    })?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    put(cache, w, tmp.into_temp_path().keep()?.as_path())
-}
-
-/// Renames a checked file into its cache slot. Two builds racing here write identical bytes,
-/// so whichever rename lands last is as good as the first.
-fn put(cache: &Path, w: &Want, from: &Path) -> Result<()> {
-    let to = path(cache, &w.sha256, &w.file);
-    fs_err::create_dir_all(to.parent().expect("cache path has a parent"))?;
-    fs_err::rename(from, &to)?;
-    Ok(())
+    // Two builds racing here write identical bytes, so whichever rename lands last is as good
+    // as the first.
+    write_atomic(&path(cache, &w.sha256, &w.file), data)
 }
 
 /// One `pip download` per target for all the wheels it is the first to need, so pip's own

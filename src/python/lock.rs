@@ -286,16 +286,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     // The written text must read back as what was resolved.
     lockfile::parse(&text, &lock_path.display().to_string())
         .context("layerbuild wrote a lock it cannot read (a bug)")?;
-    let tmp_dir = lock_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs_err::create_dir_all(tmp_dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(&lock_path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", lock_path.display()))?;
+    crate::support::fs::write_atomic(&lock_path, text.as_bytes())?;
     let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
     Ok(Locked {
         path: lock_path,

@@ -1,4 +1,5 @@
-//! Plumbing under every stage: the cache folder and progress display.
+//! Plumbing under every stage: the cache folder, atomic writes, progress display.
 
 pub(crate) mod cache;
+pub(crate) mod fs;
 pub(crate) mod progress;
