@@ -9,6 +9,7 @@ use zip::DateTime;
 use crate::archive;
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::python::interpreter::Sources;
 use crate::python::tree::PythonOptions;
 use crate::spec::{self, LoadedSpec, SourceKind};
 
@@ -85,24 +86,30 @@ impl Plan {
             );
         }
 
-        let mut interpreters = BTreeMap::new();
-        if let Some(py) = &spec.spec.python {
-            for (rt, path) in &py.interpreters {
-                interpreters.insert(*rt, spec.resolve(path));
-            }
-        }
-        for (rt, path) in &input.pythons {
+        for (rt, _) in &input.pythons {
             if !runtimes.contains(rt) {
                 bail!("--python {rt}=...: {rt} is not one of the spec's runtimes");
             }
-            interpreters.insert(*rt, path.clone());
         }
+        let cache = crate::support::cache::dir();
+        let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+        let interpreters = runtimes
+            .iter()
+            .map(|&rt| {
+                let spec_path = spec.spec.python.as_ref().and_then(|p| p.interpreters.get(&rt));
+                let sources = Sources::new(
+                    flags.get(&rt).cloned(),
+                    spec_path.map(|p| spec.resolve(p)),
+                    Some(cache.clone()),
+                );
+                (rt, sources)
+            })
+            .collect();
         let bytecode = match (&spec.spec.python, input.no_bytecode) {
             (_, true) => spec::Bytecode::Never,
             (Some(p), false) => p.bytecode,
             (None, false) => spec::Bytecode::Never,
         };
-        let cache = crate::support::cache::dir();
         let python = PythonOptions {
             wheelhouse: input.wheelhouse.clone(),
             offline: input.offline,

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
-use crate::python::bytecode;
 use crate::python::fetch;
+use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
 use crate::spec;
@@ -207,11 +207,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     let runtimes = loaded.spec.runtimes.clone();
     let cache = crate::support::cache::dir();
 
-    let mut configured: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
-    for (rt, path) in &py.interpreters {
-        configured.insert(*rt, loaded.resolve(path));
-    }
-    configured.extend(input.pythons.iter().cloned());
+    let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
 
     // pip evaluates environment markers (`python_version < "3.9"`) for the Python running it,
     // whatever --python-version says; so each runtime's own interpreter resolves when it is here.
@@ -221,9 +217,15 @@ pub fn run(input: &LockInput) -> Result<Locked> {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {
             fetch::python()
         } else {
-            match bytecode::find(rt, configured.get(&rt).map(PathBuf::as_path), &cache)? {
-                Some(i) if has_pip(&i.path) => i.path,
-                _ => {
+            let sources = Sources::new(
+                flags.get(&rt).cloned(),
+                py.interpreters.get(&rt).map(|p| loaded.resolve(p)),
+                Some(cache.clone()),
+            );
+            match interpreter::find(rt, &sources) {
+                Ok(i) if has_pip(&i.path) => i.path,
+                Err(e @ FindError::Configured { .. }) => return Err(e.into()),
+                Ok(_) | Err(FindError::NotFound { .. }) => {
                     warnings.push(format!(
                         "no {rt} interpreter with pip found: resolving with python3, so markers are evaluated for the host's Python (pass --python {rt}=PATH)"
                     ));

@@ -2,6 +2,7 @@
 
 pub(crate) mod bytecode;
 pub(crate) mod fetch;
+pub(crate) mod interpreter;
 pub(crate) mod lock;
 pub(crate) mod lockfile;
 pub(crate) mod tags;

@@ -16,6 +16,7 @@ use crate::model::entry::{Content, Entry};
 use crate::model::runtime::Runtime;
 use crate::python::bytecode;
 use crate::python::fetch::{self, Want};
+use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Locked};
 use crate::python::tags::{WheelName, normalize};
 use crate::python::wheel::{self, Installed, WheelFile};
@@ -27,8 +28,8 @@ pub struct PythonOptions {
     pub wheelhouse: Option<PathBuf>,
     pub offline: bool,
     pub cache: PathBuf,
-    /// `--python python3.9=PATH` and the spec's `interpreters`, the flag winning.
-    pub interpreters: BTreeMap<Runtime, PathBuf>,
+    /// Where each runtime's interpreter is looked for: `--python`, the spec, the host.
+    pub interpreters: BTreeMap<Runtime, Sources>,
     pub bytecode: Bytecode,
 }
 
@@ -73,9 +74,9 @@ pub enum TreeError {
         second: String,
     },
     #[error(
-        "no {runtime} interpreter found for bytecode (python.bytecode is `always`): pass --python {runtime}=PATH or set python.interpreters"
+        "{source} (python.bytecode is `always`, so {runtime} needs bytecode): pass --python {runtime}=PATH or set python.interpreters"
     )]
-    NoInterpreter { runtime: Runtime },
+    NoInterpreter { runtime: Runtime, source: FindError },
 }
 
 /// The wheel a runtime installs for one pin.
@@ -510,10 +511,13 @@ fn add_bytecode(
     }
     let mut interpreters = Vec::new();
     for &rt in runtimes {
-        match bytecode::find(rt, opts.interpreters.get(&rt).map(PathBuf::as_path), &opts.cache)? {
-            Some(i) => interpreters.push((rt, i)),
-            None if opts.bytecode == Bytecode::Always => bail!(TreeError::NoInterpreter { runtime: rt }),
-            None => tree.notes.push(format!(
+        match interpreter::find(rt, &opts.interpreters[&rt]) {
+            Ok(i) => interpreters.push((rt, i)),
+            Err(e @ FindError::Configured { .. }) => return Err(e.into()),
+            Err(source) if opts.bytecode == Bytecode::Always => {
+                bail!(TreeError::NoInterpreter { runtime: rt, source })
+            }
+            Err(_) => tree.notes.push(format!(
                 "no {rt} interpreter found: no bytecode for it (pass --python {rt}=PATH)"
             )),
         }
@@ -595,9 +599,7 @@ pub fn bytecode_for_files(
         .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for &rt in runtimes {
-        let Some(interp) = bytecode::find(rt, opts.interpreters.get(&rt).map(PathBuf::as_path), &opts.cache)? else {
-            continue;
-        };
+        let interp = interpreter::find(rt, &opts.interpreters[&rt])?;
         for (e, pyc) in py.iter().zip(bytecode::compile(&interp, &sources, &opts.cache)?) {
             match (bytecode::pyc_path(&e.path, rt), pyc) {
                 (Some(path), Some(pyc)) => out.push(Entry::file(
