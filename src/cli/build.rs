@@ -28,7 +28,7 @@ pub(super) struct BuildArgs {
 }
 
 pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
-    let plan = Plan::new(&args.input.plan_input(args.out.clone()))?;
+    let plan = Plan::new(&args.input.options(args.out.clone()))?;
     let progress = Progress::new(args.quiet);
     let built = build::run(&plan, &progress)?;
     for b in &built {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
-use crate::plan::PlanInput;
+use crate::plan::Options;
 
 /// Where the layer is described and which parts of it to build.
 #[derive(Debug, Args, Clone)]
@@ -66,8 +66,8 @@ pub(super) fn parse_python(s: &str) -> Result<(Runtime, PathBuf), String> {
 }
 
 impl InputArgs {
-    pub(super) fn plan_input(&self, out: PathBuf) -> PlanInput {
-        PlanInput {
+    pub(super) fn options(&self, out: PathBuf) -> Options {
+        Options {
             spec: self.spec.clone(),
             arch: self.arch.0,
             out,

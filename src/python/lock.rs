@@ -24,7 +24,8 @@ pub struct LockInput {
 }
 
 #[derive(Debug)]
-pub struct Locked {
+/// What a `lock` run wrote, for its summary.
+pub struct Summary {
     pub path: PathBuf,
     pub packages: usize,
     pub wheels: usize,
@@ -186,7 +187,7 @@ pub fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec
 type TargetReport = ((Arch, Runtime), Vec<ReportItem>);
 
 /// Runs the resolution and writes the lock.
-pub fn run(input: &LockInput) -> Result<Locked> {
+pub fn run(input: &LockInput) -> Result<Summary> {
     let loaded = spec::load(&input.spec)?;
     let py = loaded.spec.python.as_ref().with_context(|| {
         format!(
@@ -290,7 +291,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
         .context("layerbuild wrote a lock it cannot read (a bug)")?;
     crate::support::fs::write_atomic(&lock_path, text.as_bytes())?;
     let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
-    Ok(Locked {
+    Ok(Summary {
         path: lock_path,
         packages: resolved.len(),
         wheels: wheels.len(),

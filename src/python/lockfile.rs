@@ -16,7 +16,7 @@ use crate::python::tags::normalize;
 
 /// One `name==version` pin with its hashes and wheel file names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Locked {
+pub struct Pin {
     pub name: String,
     pub version: String,
     pub marker: Option<Marker>,
@@ -28,7 +28,7 @@ pub struct Locked {
     pub line: usize,
 }
 
-impl Locked {
+impl Pin {
     pub fn applies(&self, arch: Arch, rt: Runtime) -> bool {
         self.marker.as_ref().is_none_or(|m| m.eval(arch, rt))
     }
@@ -36,12 +36,12 @@ impl Locked {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
-    pub packages: Vec<Locked>,
+    pub packages: Vec<Pin>,
 }
 
 impl Lock {
     /// The pins one target installs.
-    pub fn for_target(&self, arch: Arch, rt: Runtime) -> impl Iterator<Item = &Locked> {
+    pub fn for_target(&self, arch: Arch, rt: Runtime) -> impl Iterator<Item = &Pin> {
         self.packages.iter().filter(move |p| p.applies(arch, rt))
     }
 }
@@ -141,7 +141,7 @@ pub fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
         line,
         problem,
     };
-    let mut packages: Vec<Locked> = Vec::new();
+    let mut packages: Vec<Pin> = Vec::new();
     let mut logical = String::new();
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -209,7 +209,7 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn parse_pin(line: &str, n: usize) -> Result<Locked, String> {
+fn parse_pin(line: &str, n: usize) -> Result<Pin, String> {
     let mut hashes = Vec::new();
     let mut req = String::new();
     for word in line.split_whitespace() {
@@ -236,7 +236,7 @@ fn parse_pin(line: &str, n: usize) -> Result<Locked, String> {
         .split_once("==")
         .filter(|(n, v)| !n.trim().is_empty() && !v.trim().is_empty() && !v.contains(['*', ',', '=']))
         .ok_or_else(|| format!("`{spec}` is not pinned as name==version"))?;
-    Ok(Locked {
+    Ok(Pin {
         name: name.trim().to_string(),
         version: version.trim().to_string(),
         marker,
