@@ -1,5 +1,7 @@
-//! Installs one wheel in memory, following the wheel spec (PEP 427) the way an installer does:
-//! check every file against RECORD, map the `.data` folders, write console scripts and INSTALLER.
+//! Installs one wheel in memory, following the wheel spec (PEP 427) step by step, the way an
+//! installer does: parse the file name, read the archive, find the one `.dist-info`, check
+//! WHEEL, verify every file against RECORD, spread the `.data` folders, write INSTALLER and the
+//! console scripts.
 //!
 //! Where files go, relative to the site folder they are installed into:
 //! - purelib and platlib: the site folder itself (both are on `sys.path` on Lambda);
@@ -7,24 +9,24 @@
 //! - `.data/data`: the site folder, as `pip install --target` does;
 //! - `.data/headers`: dropped, nothing on Lambda compiles against a layer.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod record;
+mod scripts;
+
+use std::collections::BTreeSet;
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
-use base64::Engine;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
 use crate::check::rules;
 use crate::python::tags::{WheelName, normalize};
-
-/// What the `bin/` launchers run: the function's Python, whatever host built the layer.
-pub const SHEBANG: &str = "#!/usr/bin/env python3";
+pub(crate) use record::{line as record_line, urlsafe};
 
 /// One installed file.
 #[derive(Debug, Clone)]
-pub struct WheelFile {
+pub(crate) struct WheelFile {
     /// Relative to the site folder, or to `bin/` for scripts.
     pub path: String,
     pub data: Arc<[u8]>,
@@ -33,7 +35,7 @@ pub struct WheelFile {
 }
 
 impl WheelFile {
-    pub fn new(path: String, data: Vec<u8>, executable: bool) -> WheelFile {
+    pub(crate) fn new(path: String, data: Vec<u8>, executable: bool) -> WheelFile {
         let sha256 = Sha256::digest(&data).into();
         WheelFile {
             path,
@@ -46,7 +48,7 @@ impl WheelFile {
 
 /// A wheel unpacked and checked, ready to be placed in the tree.
 #[derive(Debug, Clone)]
-pub struct Installed {
+pub(crate) struct Installed {
     pub file_name: String,
     /// The project name as the dist-info folder spells it.
     pub name: String,
@@ -60,7 +62,7 @@ pub struct Installed {
 
 /// Failures tests and users tell apart; every one names the wheel.
 #[derive(Debug, thiserror::Error)]
-pub enum WheelError {
+pub(crate) enum WheelError {
     #[error("{wheel}: not a readable wheel ({problem}): delete it from the cache or wheelhouse and build again")]
     Unreadable { wheel: String, problem: String },
     #[error("{wheel}: {problem}")]
@@ -85,107 +87,170 @@ pub enum WheelError {
 }
 
 /// Unpacks `data` (the bytes of the wheel called `file_name`) into files under their install paths.
-pub fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
-    let wheel = file_name.to_string();
-    let invalid = |problem: String| WheelError::Invalid {
-        wheel: wheel.clone(),
-        problem,
-    };
-    let parsed = WheelName::parse(file_name).map_err(|e| invalid(e.to_string()))?;
-    let archive = ZipArchive::new(Cursor::new(data)).map_err(|e| WheelError::Unreadable {
-        wheel: wheel.clone(),
-        problem: e.to_string(),
-    })?;
+pub(crate) fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
+    let w = Wheel(file_name);
+    let parsed = WheelName::parse(file_name).map_err(|e| w.invalid(e.to_string()))?;
+    let archive = ZipArchive::new(Cursor::new(data)).map_err(|e| w.unreadable(e))?;
+    let names = list_names(&w, &archive)?;
+    let dist_info = find_dist_info(&w, &names)?;
+    let (name, version) = name_and_version(&w, &dist_info, &parsed)?;
+    let files = read_files(&w, &archive, &names)?;
+    check_wheel_metadata(&w, &files, &dist_info)?;
+    let files = verify_record(&w, files, &dist_info)?;
+    let (mut site, mut scripts) = spread(&w, files, &dist_info)?;
+    site.push(installer(&dist_info));
+    add_console_scripts(&w, &site, &mut scripts, &dist_info)?;
+    site.sort_by(|a, b| a.path.cmp(&b.path));
+    scripts.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(twice) = site.windows(2).find(|p| p[0].path == p[1].path) {
+        return Err(w.invalid(format!(
+            "`{}` is installed twice (from .data and the root)",
+            twice[0].path
+        )));
+    }
+    Ok(Installed {
+        file_name: file_name.to_string(),
+        name,
+        version,
+        dist_info,
+        site,
+        scripts,
+    })
+}
 
+/// The wheel being installed, for errors that name it.
+struct Wheel<'a>(&'a str);
+
+impl Wheel<'_> {
+    fn invalid(&self, problem: String) -> WheelError {
+        WheelError::Invalid {
+            wheel: self.0.to_string(),
+            problem,
+        }
+    }
+
+    fn unreadable(&self, problem: impl std::fmt::Display) -> WheelError {
+        WheelError::Unreadable {
+            wheel: self.0.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// Every member's name, each a safe relative path.
+fn list_names(w: &Wheel, archive: &ZipArchive<Cursor<&[u8]>>) -> Result<Vec<String>, WheelError> {
     let names: Vec<String> = archive
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
-        .map_err(|e| WheelError::Unreadable {
-            wheel: wheel.clone(),
-            problem: e.to_string(),
-        })?;
+        .map_err(|e| w.unreadable(e))?;
     for n in &names {
         rules::check_path(n).map_err(|e| WheelError::UnsafePath {
-            wheel: wheel.clone(),
+            wheel: w.0.to_string(),
             file: n.clone(),
             problem: e.to_string(),
         })?;
     }
+    Ok(names)
+}
+
+/// The one `name-version.dist-info` folder at the top.
+fn find_dist_info(w: &Wheel, names: &[String]) -> Result<String, WheelError> {
     let dist_infos: BTreeSet<&str> = names
         .iter()
         .filter_map(|n| n.split_once('/').map(|(top, _)| top))
         .filter(|top| top.ends_with(".dist-info"))
         .collect();
-    let dist_info = match dist_infos.iter().collect::<Vec<_>>().as_slice() {
-        [one] => one.to_string(),
-        [] => return Err(invalid("no `*.dist-info` folder: not a wheel".into())),
-        many => {
-            return Err(invalid(format!(
-                "two `*.dist-info` folders in one wheel ({}): the wheel is broken",
-                many.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-    };
+    match dist_infos.iter().collect::<Vec<_>>().as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(w.invalid("no `*.dist-info` folder: not a wheel".into())),
+        many => Err(w.invalid(format!(
+            "two `*.dist-info` folders in one wheel ({}): the wheel is broken",
+            many.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// The project and version the dist-info folder names; the project must be the file name's.
+fn name_and_version(w: &Wheel, dist_info: &str, parsed: &WheelName) -> Result<(String, String), WheelError> {
     let (name, version) = dist_info
         .strip_suffix(".dist-info")
         .and_then(|s| s.split_once('-'))
         .map(|(n, v)| (n.to_string(), v.to_string()))
-        .ok_or_else(|| invalid(format!("`{dist_info}` is not `name-version.dist-info`")))?;
+        .ok_or_else(|| w.invalid(format!("`{dist_info}` is not `name-version.dist-info`")))?;
     if normalize(&name) != normalize(&parsed.name) {
-        return Err(invalid(format!(
+        return Err(w.invalid(format!(
             "its dist-info `{dist_info}` is for another project than the file name says"
         )));
     }
+    Ok((name, version))
+}
 
-    // Read and hash every file on all cores: the big native wheels are most of the build's work.
-    let read: Vec<(String, Vec<u8>, bool)> = (0..names.len())
+/// A member's path, bytes, and whether its unix mode has an exec bit.
+type Member = (String, Vec<u8>, bool);
+
+/// Reads every file on all cores: the big native wheels are most of the build's work.
+fn read_files(w: &Wheel, archive: &ZipArchive<Cursor<&[u8]>>, names: &[String]) -> Result<Vec<Member>, WheelError> {
+    (0..names.len())
         .into_par_iter()
         .map_init(
             || archive.clone(),
-            |ar, i| -> Result<Option<(String, Vec<u8>, bool)>, WheelError> {
-                let mut f = ar.by_index(i).map_err(|e| WheelError::Unreadable {
-                    wheel: wheel.clone(),
-                    problem: e.to_string(),
-                })?;
+            |ar, i| -> Result<Option<Member>, WheelError> {
+                let mut f = ar.by_index(i).map_err(|e| w.unreadable(e))?;
                 if f.is_dir() {
                     return Ok(None);
                 }
                 let executable = f.unix_mode().is_some_and(|m| m & 0o111 != 0);
                 let mut buf = Vec::with_capacity(f.size() as usize);
-                f.read_to_end(&mut buf).map_err(|e| WheelError::Unreadable {
-                    wheel: wheel.clone(),
-                    problem: format!("{}: {e}", names[i]),
-                })?;
+                f.read_to_end(&mut buf)
+                    .map_err(|e| w.unreadable(format!("{}: {e}", names[i])))?;
                 Ok(Some((names[i].clone(), buf, executable)))
             },
         )
         .filter_map(Result::transpose)
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
 
-    let get = |path: &str| read.iter().find(|(n, _, _)| n == path).map(|(_, d, _)| d.as_slice());
-    let wheel_meta = get(&format!("{dist_info}/WHEEL")).ok_or_else(|| invalid(format!("no {dist_info}/WHEEL")))?;
-    check_wheel_version(&String::from_utf8_lossy(wheel_meta)).map_err(invalid)?;
-    let record_text = get(&format!("{dist_info}/RECORD")).ok_or_else(|| invalid(format!("no {dist_info}/RECORD")))?;
-    let record = parse_record(&String::from_utf8_lossy(record_text)).map_err(invalid)?;
+fn member<'a>(files: &'a [Member], path: &str) -> Option<&'a [u8]> {
+    files.iter().find(|(n, _, _)| n == path).map(|(_, d, _)| d.as_slice())
+}
 
-    let data_dir = format!("{}.data/", dist_info.trim_end_matches(".dist-info"));
-    let mut site = Vec::new();
-    let mut scripts = Vec::new();
+/// WHEEL must be there and say `Wheel-Version: 1.x`: a 2.x wheel needs another installer.
+fn check_wheel_metadata(w: &Wheel, files: &[Member], dist_info: &str) -> Result<(), WheelError> {
+    let meta =
+        member(files, &format!("{dist_info}/WHEEL")).ok_or_else(|| w.invalid(format!("no {dist_info}/WHEEL")))?;
+    let meta = String::from_utf8_lossy(meta);
+    let v = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("Wheel-Version:"))
+        .map(str::trim)
+        .ok_or_else(|| w.invalid("WHEEL has no Wheel-Version".into()))?;
+    if v.split('.').next() != Some("1") {
+        return Err(w.invalid(format!(
+            "Wheel-Version {v} is not 1.x: this wheel needs a newer installer"
+        )));
+    }
+    Ok(())
+}
+
+/// Every file but RECORD and its signatures must be listed in RECORD with its hash and size.
+fn verify_record(w: &Wheel, files: Vec<Member>, dist_info: &str) -> Result<Vec<WheelFile>, WheelError> {
     let record_path = format!("{dist_info}/RECORD");
+    let text = member(&files, &record_path).ok_or_else(|| w.invalid(format!("no {record_path}")))?;
+    let record = record::parse(&String::from_utf8_lossy(text)).map_err(|e| w.invalid(e))?;
     let unsigned = [
         record_path.clone(),
         format!("{dist_info}/RECORD.jws"),
         format!("{dist_info}/RECORD.p7s"),
     ];
-    let checked: Vec<WheelFile> = read
+    files
         .into_par_iter()
         .filter(|(n, _, _)| !unsigned.contains(n))
         .map(|(n, data, executable)| {
             let sha: [u8; 32] = Sha256::digest(&data).into();
             let Some((algo_hash, size)) = record.get(&n) else {
                 return Err(WheelError::NotInRecord {
-                    wheel: wheel.clone(),
+                    wheel: w.0.to_string(),
                     file: n,
                 });
             };
@@ -193,7 +258,7 @@ pub fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
             let expected = format!("{algo_hash},{size}");
             if got != expected {
                 return Err(WheelError::RecordMismatch {
-                    wheel: wheel.clone(),
+                    wheel: w.0.to_string(),
                     file: n,
                     expected,
                     got,
@@ -206,14 +271,18 @@ pub fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
                 executable,
             })
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
 
-    for f in checked {
+/// Sorts the files into the site folder and `bin/`, by the `.data` folder they are in.
+fn spread(w: &Wheel, files: Vec<WheelFile>, dist_info: &str) -> Result<(Vec<WheelFile>, Vec<WheelFile>), WheelError> {
+    let data_dir = format!("{}.data/", dist_info.trim_end_matches(".dist-info"));
+    let installer = format!("{dist_info}/INSTALLER");
+    let mut site = Vec::new();
+    let mut bin = Vec::new();
+    for f in files {
         // Bytecode in a wheel is for whatever Python built it; ours is compiled per runtime.
-        if f.path.split('/').any(|p| p == "__pycache__") {
-            continue;
-        }
-        if f.path == format!("{dist_info}/INSTALLER") {
+        if f.path.split('/').any(|p| p == "__pycache__") || f.path == installer {
             continue;
         }
         let Some(rest) = f.path.strip_prefix(&data_dir) else {
@@ -222,202 +291,44 @@ pub fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
         };
         let (key, rel) = rest
             .split_once('/')
-            .ok_or_else(|| invalid(format!("`{}` is directly in the .data folder", f.path)))?;
+            .ok_or_else(|| w.invalid(format!("`{}` is directly in the .data folder", f.path)))?;
         match key {
             "purelib" | "platlib" | "data" => site.push(WheelFile { path: rel.into(), ..f }),
-            "scripts" => {
-                let data = rewrite_shebang(&f.data);
-                scripts.push(WheelFile::new(rel.into(), data, true));
-            }
+            "scripts" => bin.push(WheelFile::new(rel.into(), scripts::rewrite_shebang(&f.data), true)),
             "headers" => {}
             other => {
-                return Err(invalid(format!(
+                return Err(w.invalid(format!(
                     "unknown .data folder `{other}` (the wheel spec knows purelib, platlib, scripts, data, headers)"
                 )));
             }
         }
     }
-    site.push(WheelFile::new(
-        format!("{dist_info}/INSTALLER"),
-        b"layerbuild\n".to_vec(),
-        false,
-    ));
-    if let Some(ep) = site.iter().find(|f| f.path == format!("{dist_info}/entry_points.txt")) {
-        for (script, target) in console_scripts(&String::from_utf8_lossy(&ep.data)).map_err(invalid)? {
-            if scripts.iter().any(|s| s.path == script) {
-                return Err(invalid(format!(
-                    "console script `{script}` is also a file in .data/scripts"
-                )));
-            }
-            scripts.push(WheelFile::new(
-                script,
-                launcher(&target).map_err(invalid)?.into_bytes(),
-                true,
-            ));
-        }
-    }
-    site.sort_by(|a, b| a.path.cmp(&b.path));
-    scripts.sort_by(|a, b| a.path.cmp(&b.path));
-    for w in site.windows(2) {
-        if w[0].path == w[1].path {
-            return Err(invalid(format!(
-                "`{}` is installed twice (from .data and the root)",
-                w[0].path
-            )));
-        }
-    }
-    Ok(Installed {
-        file_name: wheel,
-        name,
-        version,
-        dist_info,
-        site,
-        scripts,
-    })
+    Ok((site, bin))
 }
 
-/// RECORD's hash form: urlsafe base64 without padding.
-pub fn urlsafe(sha: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha)
+/// `INSTALLER` names who installed the package; the wheel's own is replaced.
+fn installer(dist_info: &str) -> WheelFile {
+    WheelFile::new(format!("{dist_info}/INSTALLER"), b"layerbuild\n".to_vec(), false)
 }
 
-fn check_wheel_version(meta: &str) -> Result<(), String> {
-    let v = meta
-        .lines()
-        .find_map(|l| l.strip_prefix("Wheel-Version:"))
-        .map(str::trim)
-        .ok_or("WHEEL has no Wheel-Version")?;
-    if v.split('.').next() != Some("1") {
-        return Err(format!(
-            "Wheel-Version {v} is not 1.x: this wheel needs a newer installer"
-        ));
+/// A launcher in `bin/` for every `console_scripts` entry point.
+fn add_console_scripts(
+    w: &Wheel,
+    site: &[WheelFile],
+    bin: &mut Vec<WheelFile>,
+    dist_info: &str,
+) -> Result<(), WheelError> {
+    let Some(ep) = site.iter().find(|f| f.path == format!("{dist_info}/entry_points.txt")) else {
+        return Ok(());
+    };
+    for (script, target) in scripts::console_scripts(&String::from_utf8_lossy(&ep.data)).map_err(|e| w.invalid(e))? {
+        if bin.iter().any(|s| s.path == script) {
+            return Err(w.invalid(format!("console script `{script}` is also a file in .data/scripts")));
+        }
+        let launcher = scripts::launcher(&target).map_err(|e| w.invalid(e))?;
+        bin.push(WheelFile::new(script, launcher.into_bytes(), true));
     }
     Ok(())
-}
-
-/// RECORD lines as path -> (`sha256=...`, size). The RECORD itself has empty fields.
-fn parse_record(text: &str) -> Result<BTreeMap<String, (String, String)>, String> {
-    let mut out = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = csv_fields(line);
-        let [path, hash, size] = fields.as_slice() else {
-            return Err(format!("RECORD line {} is not `path,hash,size`", i + 1));
-        };
-        if hash.is_empty() {
-            continue;
-        }
-        if !hash.starts_with("sha256=") {
-            return Err(format!(
-                "RECORD line {} uses `{}`: only sha256 hashes are checked",
-                i + 1,
-                hash.split('=').next().unwrap_or("")
-            ));
-        }
-        out.insert(path.clone(), (hash.clone(), size.clone()));
-    }
-    Ok(out)
-}
-
-/// Splits one CSV line, honouring double quotes (paths with commas are quoted).
-fn csv_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().expect("one field").push('"');
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            _ => fields.last_mut().expect("one field").push(c),
-        }
-    }
-    fields
-}
-
-/// Writes one RECORD line, quoting like Python's csv module when needed.
-pub fn record_line(path: &str, hash: &str, size: &str) -> String {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    format!("{},{},{}\n", quote(path), hash, size)
-}
-
-/// `#!python` is the wheel spec's placeholder for "the interpreter this is installed for".
-fn rewrite_shebang(data: &[u8]) -> Vec<u8> {
-    for placeholder in [&b"#!pythonw"[..], b"#!python"] {
-        if let Some(rest) = data.strip_prefix(placeholder) {
-            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            // Only the bare placeholder: `#!python3.9-config`-like lines are left alone.
-            if rest[..end].iter().all(|b| b.is_ascii_whitespace()) {
-                let mut out = SHEBANG.as_bytes().to_vec();
-                out.extend_from_slice(&rest[end..]);
-                return out;
-            }
-        }
-    }
-    data.to_vec()
-}
-
-/// `[console_scripts]` (and `[gui_scripts]`, the same on Linux) as (script name, `module:attr`).
-fn console_scripts(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    let mut section = "";
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(s) = line.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = s.trim();
-            continue;
-        }
-        if section != "console_scripts" && section != "gui_scripts" {
-            continue;
-        }
-        let (name, target) = line
-            .split_once('=')
-            .ok_or_else(|| format!("entry_points.txt: `{line}` is not `name = module:function`"))?;
-        let name = name.trim();
-        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            return Err(format!(
-                "entry_points.txt: console script name `{name}` is not a file name"
-            ));
-        }
-        // Extras (`[extra]`) only matter to installers that resolve; the launcher ignores them.
-        let target = target.split('[').next().unwrap_or("").trim();
-        out.push((name.to_string(), target.to_string()));
-    }
-    Ok(out)
-}
-
-/// The launcher pip writes, with a portable shebang.
-fn launcher(target: &str) -> Result<String, String> {
-    let (module, attr) = target
-        .split_once(':')
-        .map(|(m, a)| (m.trim(), a.trim()))
-        .filter(|(m, a)| !m.is_empty() && !a.is_empty())
-        .ok_or_else(|| format!("entry_points.txt: `{target}` is not `module:function`"))?;
-    let ident = |s: &str| {
-        s.split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'))
-    };
-    if !ident(module) || !ident(attr) {
-        return Err(format!("entry_points.txt: `{target}` is not `module:function`"));
-    }
-    let import = attr.split('.').next().expect("split yields one part");
-    Ok(format!(
-        "{SHEBANG}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import}\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit({attr}())\n"
-    ))
 }
 
 #[cfg(test)]
@@ -533,11 +444,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("another project"), "{e}");
-    }
-
-    #[test]
-    fn csv_quoting_roundtrips() {
-        let line = record_line("a,b\"c.py", "sha256=x", "1");
-        assert_eq!(csv_fields(line.trim_end()), vec!["a,b\"c.py", "sha256=x", "1"]);
     }
 }
