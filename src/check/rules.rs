@@ -12,6 +12,33 @@ pub(crate) fn must_be_executable(path: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
+/// A zip entry's unix mode (file type and permissions) is one a layer may have: folders 0755,
+/// regular files 0644 or 0755, and 0755 for whatever Lambda starts as a process.
+pub(crate) fn check_mode(path: &str, is_dir: bool, full_mode: u32) -> Result<(), String> {
+    let kind = full_mode & 0o170000;
+    let mode = full_mode & 0o7777;
+    if is_dir {
+        if mode != MODE_DIR {
+            return Err(format!(
+                "folder mode is {mode:04o} but must be 0755 so the runtime can enter it"
+            ));
+        }
+        return Ok(());
+    }
+    if kind != 0o100000 && kind != 0 {
+        return Err(format!("is not a regular file (mode {full_mode:o})"));
+    }
+    if mode != MODE_FILE && mode != MODE_EXEC {
+        return Err(format!("mode {mode:04o} is neither 0644 nor 0755"));
+    }
+    if must_be_executable(path) && mode != MODE_EXEC {
+        return Err(format!(
+            "mode {mode:04o} lacks the exec bit: Lambda cannot start an extension without it"
+        ));
+    }
+    Ok(())
+}
+
 /// A path is safe to unpack under /opt: relative, no `..`, no empty or `.` parts, no backslash.
 pub(crate) fn check_path(path: &str) -> Result<()> {
     let name = path.strip_suffix('/').unwrap_or(path);
@@ -68,6 +95,28 @@ mod tests {
         assert!(!must_be_executable("extensions/"));
         assert!(!must_be_executable("extensions/sub/x"));
         assert!(!must_be_executable("python/extensions/x"));
+    }
+
+    #[test]
+    fn mode_rules() {
+        assert!(check_mode("python/", true, 0o40755).is_ok());
+        assert!(check_mode("python/", true, 0o40700).unwrap_err().contains("0700"));
+        assert!(check_mode("otel-instrument", false, 0o100755).is_ok());
+        assert!(
+            check_mode("a.py", false, 0o100600)
+                .unwrap_err()
+                .contains("neither 0644 nor 0755")
+        );
+        assert!(
+            check_mode("extensions/collector", false, 0o100644)
+                .unwrap_err()
+                .contains("exec bit")
+        );
+        assert!(
+            check_mode("fifo", false, 0o10644)
+                .unwrap_err()
+                .contains("not a regular file")
+        );
     }
 
     #[test]

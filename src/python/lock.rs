@@ -14,7 +14,7 @@ use crate::python::fetch;
 use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
-use crate::spec;
+use crate::spec::{self, LoadedSpec};
 
 #[derive(Debug, Clone)]
 pub struct LockInput {
@@ -205,22 +205,40 @@ pub fn run(input: &LockInput) -> Result<Summary> {
     let req_text = fs_err::read_to_string(&req_path)?;
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
     let arches = loaded.architectures();
-    let runtimes = loaded.spec.runtimes.clone();
-    let cache = crate::support::cache::dir();
-
-    let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
-
-    // pip evaluates environment markers (`python_version < "3.9"`) for the Python running it,
-    // whatever --python-version says; so each runtime's own interpreter resolves when it is here.
+    let runtimes = &loaded.spec.runtimes;
     let mut warnings = Vec::new();
-    let mut resolvers: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
-    for &rt in &runtimes {
+    let resolvers = resolvers(&loaded, input, &mut warnings)?;
+    let resolved = merge(&resolve_all(&reqs, &arches, &resolvers)?)?;
+    let lock_path = loaded.resolve(&py.lock);
+    let text = lockfile::render(&resolved, &arches, runtimes, &req_rel.display().to_string());
+    // The written text must read back as what was resolved.
+    lockfile::parse(&text, &lock_path.display().to_string())
+        .context("layerbuild wrote a lock it cannot read (a bug)")?;
+    crate::support::fs::write_atomic(&lock_path, text.as_bytes())?;
+    let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
+    Ok(Summary {
+        path: lock_path,
+        packages: resolved.len(),
+        wheels: wheels.len(),
+        warnings,
+    })
+}
+
+/// The Python whose pip resolves each runtime. pip evaluates environment markers
+/// (`python_version < "3.9"`) for the Python running it, whatever --python-version says; so
+/// each runtime's own interpreter resolves when it is here.
+fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
+    let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+    let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
+    let cache = crate::support::cache::dir();
+    let mut resolvers = BTreeMap::new();
+    for &rt in &loaded.spec.runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {
             fetch::python()
         } else {
             let sources = Sources::new(
                 flags.get(&rt).cloned(),
-                py.interpreters.get(&rt).map(|p| loaded.resolve(p)),
+                configured.and_then(|c| c.get(&rt)).map(|p| loaded.resolve(p)),
                 Some(cache.clone()),
             );
             match interpreter::find(rt, &sources) {
@@ -236,7 +254,16 @@ pub fn run(input: &LockInput) -> Result<Summary> {
         };
         resolvers.insert(rt, chosen);
     }
+    Ok(resolvers)
+}
 
+/// Asks pip what it would install for every (architecture, runtime), all targets at once:
+/// pip spends its time waiting on the index.
+fn resolve_all(
+    reqs: &Requirements,
+    arches: &[Arch],
+    resolvers: &BTreeMap<Runtime, PathBuf>,
+) -> Result<BTreeMap<(Arch, Runtime), Vec<ReportItem>>> {
     let work = tempfile::tempdir().context("cannot create a temp folder")?;
     let write_reqs = |name: &str, lines: &[String]| -> Result<Option<PathBuf>> {
         if lines.is_empty() {
@@ -248,12 +275,10 @@ pub fn run(input: &LockInput) -> Result<Summary> {
     };
     let deps_file = write_reqs("with-deps.txt", &reqs.with_deps)?;
     let nodeps_file = write_reqs("no-deps.txt", &reqs.no_deps)?;
-
     let targets: Vec<(Arch, Runtime)> = arches
         .iter()
-        .flat_map(|&a| runtimes.iter().map(move |&r| (a, r)))
+        .flat_map(|&a| resolvers.keys().map(move |&r| (a, r)))
         .collect();
-    // pip spends its time waiting on the index: all targets at once.
     let results: Vec<Result<TargetReport>> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
@@ -278,25 +303,7 @@ pub fn run(input: &LockInput) -> Result<Summary> {
             .map(|h| h.join().expect("a resolver thread does not panic"))
             .collect()
     });
-    let mut by_target = BTreeMap::new();
-    for r in results {
-        let (t, items) = r?;
-        by_target.insert(t, items);
-    }
-    let resolved = merge(&by_target)?;
-    let lock_path = loaded.resolve(&py.lock);
-    let text = lockfile::render(&resolved, &arches, &runtimes, &req_rel.display().to_string());
-    // The written text must read back as what was resolved.
-    lockfile::parse(&text, &lock_path.display().to_string())
-        .context("layerbuild wrote a lock it cannot read (a bug)")?;
-    crate::support::fs::write_atomic(&lock_path, text.as_bytes())?;
-    let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
-    Ok(Summary {
-        path: lock_path,
-        packages: resolved.len(),
-        wheels: wheels.len(),
-        warnings,
-    })
+    results.into_iter().collect()
 }
 
 fn has_pip(python: &Path) -> bool {
