@@ -110,7 +110,7 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         );
         dir.join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot.as_ref().and_then(|p| std::fs::read(p).ok()) {
+    if let Some(bytes) = slot.as_ref().and_then(|p| fs_err::read(p).ok()) {
         return Ok(packed(bytes));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));

@@ -81,7 +81,7 @@ pub fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result
     let slots: Vec<PathBuf> = sources.iter().map(|s| cache_slot(cache, interp, s)).collect();
     let mut out: Vec<Option<Option<Arc<[u8]>>>> = slots
         .iter()
-        .map(|slot| match std::fs::read(slot) {
+        .map(|slot| match fs_err::read(slot) {
             // An empty entry records that this Python could not compile the file.
             Ok(data) if data.is_empty() => Some(None),
             Ok(data) => Some(Some(Arc::from(data))),

@@ -98,7 +98,9 @@ pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
                 .with_context(|| format!("`{name}` has no download_info.url in pip's report"))?;
             let file = url.rsplit('/').next().unwrap_or(url);
             let file = file.split(['#', '?']).next().unwrap_or(file);
-            let file = percent_decode(file);
+            let file = percent_encoding::percent_decode_str(file)
+                .decode_utf8_lossy()
+                .into_owned();
             if !file.ends_with(".whl") {
                 bail!("`{name}=={version}` resolved to {file}, not a wheel: layers are built from wheels only");
             }
@@ -121,27 +123,6 @@ pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
             })
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Folds each target's resolution into pins: one per (package, version), with the targets that
@@ -396,6 +377,13 @@ mod tests {
         let clash = BTreeMap::from([((Arch::X86_64, rt), vec![items[0].clone(), newer])]);
         assert!(merge(&clash).unwrap_err().to_string().contains("pin one version"));
         assert!(parse_report(r#"{"install":[{"metadata":{"name":"x","version":"1"},"download_info":{"url":"x-1.tar.gz","archive_info":{}}}]}"#).is_err());
-        assert_eq!(percent_decode("a%2Bb"), "a+b");
+        // Index URLs percent-encode the `+` of local versions; the file name has the `+`.
+        let encoded = json
+            .replace("wrapt-1.0-cp39", "wrapt-1.0%2Blocal-cp39")
+            .replace(".whl", ".whl#sha256=x");
+        assert_eq!(
+            parse_report(&encoded).unwrap()[0].file,
+            "wrapt-1.0+local-cp39-cp39-manylinux2014_x86_64.whl"
+        );
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::select::{Excludes, TreePlan, apart_note, by_project};
 use super::tags::normalize;
-use super::wheel::{self, Installed, WheelFile};
+use super::wheel::{self, Installed, Row, WheelFile};
 use super::{TreeError, runtime_site};
 use crate::check::rules;
 use crate::model::runtime::Runtime;
@@ -209,24 +209,19 @@ pub(crate) fn assemble(dest: &str, placed: &[Placed]) -> Result<TreeFiles> {
 /// The package's RECORD: its files, its scripts (from the site folder, `../bin/`), itself.
 fn record(dest: &str, p: &Placed) -> WheelFile {
     let up = "../".repeat(p.site.split('/').count() - dest.split('/').count());
-    let mut record = String::new();
-    for f in p.files.values() {
-        record.push_str(&wheel::record_line(
-            &f.path,
-            &format!("sha256={}", wheel::urlsafe(&f.sha256)),
-            &f.data.len().to_string(),
-        ));
-    }
-    for s in p.scripts.values() {
-        record.push_str(&wheel::record_line(
-            &format!("{up}bin/{}", s.path),
-            &format!("sha256={}", wheel::urlsafe(&s.sha256)),
-            &s.data.len().to_string(),
-        ));
-    }
     let record_path = format!("{}/RECORD", p.dist_info);
-    record.push_str(&wheel::record_line(&record_path, "", ""));
-    WheelFile::new(record_path, record.into_bytes(), false)
+    let rows: Vec<Row> = p
+        .files
+        .values()
+        .map(|f| Row::of(f.path.as_str(), &f.sha256, f.data.len()))
+        .chain(
+            p.scripts
+                .values()
+                .map(|s| Row::of(format!("{up}bin/{}", s.path), &s.sha256, s.data.len())),
+        )
+        .chain([Row::unhashed(record_path.as_str())])
+        .collect();
+    WheelFile::new(record_path, wheel::record::write(&rows), false)
 }
 
 /// Adds one file; the same path twice must be the same bytes.

@@ -61,7 +61,7 @@ pub(crate) fn plan(
     let lock = lockfile::read(&spec_dir.join(&spec.lock))?;
     let dest = spec.dest.trim_matches('/').to_string();
     rules::check_path(&dest).with_context(|| format!("python.dest `{}` is not a safe zip folder", spec.dest))?;
-    let exclude = Excludes::new(&spec.exclude);
+    let exclude = Excludes::new(&spec.exclude)?;
     let mut notes = Vec::new();
     let mut picks: BTreeMap<Runtime, Vec<Pick>> = BTreeMap::new();
     let mut excluded = BTreeSet::new();
@@ -199,32 +199,34 @@ fn wants(picks: &BTreeMap<Runtime, Vec<Pick>>, arch: Arch) -> Vec<Want> {
 
 /// The `python.exclude` patterns: top-level names the tree leaves out.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Excludes(Vec<String>);
+pub(crate) struct Excludes(Vec<glob::Pattern>);
+
+/// Project names differ in case from their folders (`PyYAML`, `yaml`): patterns ignore case.
+const MATCH: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: false,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
 
 impl Excludes {
-    pub(crate) fn new(patterns: &[String]) -> Excludes {
-        Excludes(patterns.to_vec())
+    pub(crate) fn new(patterns: &[String]) -> Result<Excludes> {
+        patterns
+            .iter()
+            .map(|p| {
+                glob::Pattern::new(p)
+                    .with_context(|| format!("python.exclude: `{p}` is not a glob pattern (`*`, `?`, `[abc]`)"))
+            })
+            .collect::<Result<_>>()
+            .map(Excludes)
     }
 
     /// Whether a project or top-level name matches a pattern, its `-` read as `_` too.
     pub(crate) fn matches(&self, name: &str) -> bool {
         let underscored = name.replace('-', "_");
-        self.0.iter().any(|p| glob(p, name) || glob(p, &underscored))
+        self.0
+            .iter()
+            .any(|p| p.matches_with(name, MATCH) || p.matches_with(&underscored, MATCH))
     }
-}
-
-/// `*` and `?` globbing, enough for top-level names.
-fn glob(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]
@@ -233,12 +235,14 @@ mod tests {
 
     #[test]
     fn exclude_globs() {
-        let ex = Excludes::new(&["boto*".to_string(), "urllib3*".to_string()]);
+        let ex = Excludes::new(&["boto*".to_string(), "urllib3*".to_string(), "a?c".to_string()]).unwrap();
         assert!(ex.matches("boto3"));
-        assert!(ex.matches("botocore"));
+        assert!(ex.matches("Botocore"));
         assert!(ex.matches("urllib3-1.26.18.dist-info"));
         assert!(!ex.matches("opentelemetry-instrumentation-boto"));
         assert!(!ex.matches("requests"));
-        assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
+        assert!(ex.matches("abc") && !ex.matches("ac"));
+        let e = Excludes::new(&["[boto".to_string()]).unwrap_err();
+        assert!(format!("{e:#}").contains("`[boto` is not a glob pattern"), "{e:#}");
     }
 }

@@ -1,6 +1,7 @@
 //! Wheel file names and their tags: which wheel of a package suits one runtime on one architecture.
 
 use std::fmt;
+use std::str::FromStr;
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
@@ -155,6 +156,21 @@ pub fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
     out
 }
 
+/// Whether two spellings name one version by PEP 440 (`1.0` is `1.0.0`, `1.0-1` is
+/// `1.0.post1`). A dist-info folder writes `-` as `_`, so that spelling is read too; strings
+/// that are no PEP 440 version at all must match exactly.
+pub(crate) fn same_version(a: &str, b: &str) -> bool {
+    let parse = |v: &str| {
+        pep440_rs::Version::from_str(v)
+            .or_else(|_| pep440_rs::Version::from_str(&v.replace('_', "-")))
+            .ok()
+    };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// PEP 503 normalized project name: lowercase, runs of `-_.` become one `-`.
 pub fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -232,6 +248,18 @@ mod tests {
         assert_eq!(p.first().unwrap(), "manylinux2014_aarch64");
         assert_eq!(p.last().unwrap(), "manylinux_2_26_aarch64");
         assert!(pip_platforms(rt("python3.8"), Arch::X86_64).contains(&"manylinux1_x86_64".to_string()));
+    }
+
+    #[test]
+    fn versions_compare_by_pep_440() {
+        assert!(same_version("1.0", "1.0.0"));
+        assert!(same_version("1.0-1", "1.0.post1"));
+        assert!(same_version("1.0_1", "1.0-1"));
+        assert!(same_version("0.41b0", "0.41.0b0"));
+        assert!(same_version("1.0+LOCAL", "1.0+local"));
+        assert!(!same_version("1.0", "1.0.1"));
+        assert!(!same_version("0.41b0", "0.41"));
+        assert!(!same_version("1.0+a", "1.0"));
     }
 
     #[test]

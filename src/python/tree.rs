@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::fetch::{self, Want};
 use super::place::{self, TreeFiles};
 use super::select::TreePlan;
-use super::tags::normalize;
+use super::tags::{normalize, same_version};
 use super::wheel::{self, Installed};
 use crate::manifest::PackageRecord;
 
@@ -45,8 +45,7 @@ fn install_wheels(wants: &[Want], paths: &BTreeMap<String, PathBuf>) -> Result<B
         .map(|w| -> Result<(String, Installed)> {
             let data = fs_err::read(&paths[&w.sha256])?;
             let got = wheel::install(&w.file, &data)?;
-            if normalize(&got.name) != normalize(&w.package) || loose_version(&got.version) != loose_version(&w.version)
-            {
+            if normalize(&got.name) != normalize(&w.package) || !same_version(&got.version, &w.version) {
                 bail!(
                     "{}: holds {} {}, but the lock pins it as `{}=={}`: run `layerbuild lock` again",
                     w.file,
@@ -59,11 +58,6 @@ fn install_wheels(wants: &[Want], paths: &BTreeMap<String, PathBuf>) -> Result<B
             Ok((w.sha256.clone(), got))
         })
         .collect()
-}
-
-/// Versions as dist-info folder names and pins may spell them (`1.0-1` is `1.0_1` there).
-fn loose_version(v: &str) -> String {
-    v.to_ascii_lowercase().replace(['-', '_'], ".")
 }
 
 /// One record per wheel, with the runtimes that install it.

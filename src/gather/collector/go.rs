@@ -120,7 +120,7 @@ pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> 
     run_go(dir, &args, arch)?;
     fs_err::write(tmp.path().join("module-version"), module_version(dir, package, arch)?)?;
     // Another build may have filled the slot meanwhile: both results are the same bytes.
-    match std::fs::rename(tmp.path(), &slot) {
+    match fs_err::rename(tmp.path(), &slot) {
         Ok(()) => {
             let _ = tmp.keep();
         }

@@ -9,7 +9,7 @@
 //! - `.data/data`: the site folder, as `pip install --target` does;
 //! - `.data/headers`: dropped, nothing on Lambda compiles against a layer.
 
-mod record;
+pub(crate) mod record;
 mod scripts;
 
 use std::collections::BTreeSet;
@@ -22,7 +22,7 @@ use zip::ZipArchive;
 
 use crate::check::rules;
 use crate::python::tags::{WheelName, normalize};
-pub(crate) use record::{line as record_line, urlsafe};
+pub(crate) use record::Row;
 
 /// One installed file.
 #[derive(Debug, Clone)]
@@ -248,20 +248,19 @@ fn verify_record(w: &Wheel, files: Vec<Member>, dist_info: &str) -> Result<Vec<W
         .filter(|(n, _, _)| !unsigned.contains(n))
         .map(|(n, data, executable)| {
             let sha: [u8; 32] = Sha256::digest(&data).into();
-            let Some((algo_hash, size)) = record.get(&n) else {
+            let Some(listed) = record.get(&n) else {
                 return Err(WheelError::NotInRecord {
                     wheel: w.0.to_string(),
                     file: n,
                 });
             };
-            let got = format!("sha256={},{}", urlsafe(&sha), data.len());
-            let expected = format!("{algo_hash},{size}");
-            if got != expected {
+            let got = Row::of(n.as_str(), &sha, data.len());
+            if got != *listed {
                 return Err(WheelError::RecordMismatch {
                     wheel: w.0.to_string(),
+                    expected: listed.to_string(),
+                    got: got.to_string(),
                     file: n,
-                    expected,
-                    got,
                 });
             }
             Ok(WheelFile {
@@ -337,24 +336,25 @@ mod tests {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 
-    fn build(files: &[(&str, &[u8])], record_override: Option<(&str, &str)>) -> Vec<u8> {
-        let mut record = String::new();
+    /// A wheel of `files` and its RECORD; `sha256_override` lists one file with another hash.
+    fn build(files: &[(&str, &[u8])], sha256_override: Option<(&str, &str)>) -> Vec<u8> {
+        let mut rows = Vec::new();
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
         let opts = SimpleFileOptions::default();
         for (path, data) in files {
             w.start_file(*path, opts).unwrap();
             w.write_all(data).unwrap();
-            let mut hash = format!("sha256={}", urlsafe(&Sha256::digest(data)));
-            if let Some((p, h)) = record_override
+            let mut row = Row::of(*path, &Sha256::digest(data), data.len());
+            if let Some((p, h)) = sha256_override
                 && p == *path
             {
-                hash = h.to_string();
+                row.sha256 = Some(h.to_string());
             }
-            record.push_str(&record_line(path, &hash, &data.len().to_string()));
+            rows.push(row);
         }
-        record.push_str("demo-1.0.dist-info/RECORD,,\n");
+        rows.push(Row::unhashed("demo-1.0.dist-info/RECORD"));
         w.start_file("demo-1.0.dist-info/RECORD", opts).unwrap();
-        w.write_all(record.as_bytes()).unwrap();
+        w.write_all(&record::write(&rows)).unwrap();
         w.finish().unwrap().into_inner()
     }
 
@@ -409,7 +409,7 @@ mod tests {
             ("demo/__init__.py", &b"x = 1\n"[..]),
             ("demo-1.0.dist-info/WHEEL", WHEEL),
         ];
-        let whl = build(&base, Some(("demo/__init__.py", "sha256=AAAA")));
+        let whl = build(&base, Some(("demo/__init__.py", "AAAA")));
         let e = install("demo-1.0-py3-none-any.whl", &whl).unwrap_err();
         assert!(
             matches!(e, WheelError::RecordMismatch { ref file, .. } if file == "demo/__init__.py"),
