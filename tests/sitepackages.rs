@@ -1,15 +1,15 @@
 //! End to end: the `python/` tree built from a lock and a wheelhouse of wheels the tests make.
 
+#[path = "common/elf.rs"]
+mod elf;
 #[path = "common/wheels.rs"]
 mod wheels;
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use elf::{EM_AARCH64, EM_X86_64, machine_of};
 use wheels::*;
-
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
 
 const X86_ZIP: &str = "sp-amd64-ver-1-0.zip";
 const ARM_ZIP: &str = "sp-arm64-ver-1-0.zip";
@@ -141,7 +141,7 @@ fn native_wheels_for_both_arches_and_abis_share_one_dist_info() {
         let z = f.zip(zip);
         for py in ["38", "39"] {
             let so = &z[&format!("python/nat/_speed.cpython-{py}-{machine}-linux-gnu.so")].1;
-            assert_eq!(u16::from_le_bytes([so[18], so[19]]), em, "{zip}");
+            assert_eq!(machine_of(so), em, "{zip}");
         }
         let dist_infos: Vec<_> = z.keys().filter(|p| p.ends_with(".dist-info/WHEEL")).collect();
         assert_eq!(dist_infos, ["python/nat-2.0.dist-info/WHEEL"]);
@@ -168,7 +168,7 @@ fn abi3_wheel_serves_every_runtime() {
     f.add("stable", "1.0", None, &[&x, &a]);
     f.build(&["--no-bytecode"]).success();
     let z = f.zip(ARM_ZIP);
-    assert_eq!(z["python/stable/_s.abi3.so"].1[18], EM_AARCH64 as u8);
+    assert_eq!(machine_of(&z["python/stable/_s.abi3.so"].1), EM_AARCH64);
     let manifest = std::fs::read_to_string(f.path().join("dist/sp-arm64-ver-1-0.manifest.json")).unwrap();
     assert!(
         manifest.contains("stable-1.0-cp37-abi3-manylinux2014_aarch64.whl"),
@@ -507,7 +507,7 @@ fn real_set_locks_and_builds_for_both_arches() {
         let mut abis: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
         for (path, (_, data)) in &z {
             if path.ends_with(".so") {
-                assert_eq!(u16::from_le_bytes([data[18], data[19]]), em, "{zip}: {path}");
+                assert_eq!(machine_of(data), em, "{zip}: {path}");
                 // A stable-ABI module serves every runtime; CPython prefers its own tag first.
                 for (abi, tag) in [
                     ("38", format!(".cpython-38-{machine}-linux-gnu.so")),
