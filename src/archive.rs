@@ -19,7 +19,7 @@ const DEFLATE_LEVEL: i64 = 9;
 
 /// What went into the zip, entry by entry, in zip order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archived {
+pub(crate) struct Archived {
     pub path: String,
     pub mode: u32,
     pub size: u64,
@@ -28,7 +28,7 @@ pub struct Archived {
 }
 
 /// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
-pub fn timestamp() -> Result<DateTime> {
+pub(crate) fn timestamp() -> Result<DateTime> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => {
             let secs: i64 = v.trim().parse().with_context(|| {
@@ -41,7 +41,7 @@ pub fn timestamp() -> Result<DateTime> {
 }
 
 /// Converts Unix seconds to a zip (DOS) time in UTC, clamped to the range DOS time can hold.
-pub fn dos_time_from_unix(secs: i64) -> DateTime {
+pub(crate) fn dos_time_from_unix(secs: i64) -> DateTime {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days: proleptic Gregorian calendar, no leap seconds.
@@ -129,7 +129,7 @@ const ZIP_WRITER: &str = "zip-9";
 
 /// Writes `entries` (files; folders are added for them) as a zip to `out`.
 /// Files are compressed on every core (or taken from `cache`), then copied in sorted order.
-pub fn write<W: Write + Seek>(
+pub(crate) fn write<W: Write + Seek>(
     entries: &[Entry],
     time: DateTime,
     out: W,

@@ -15,7 +15,7 @@ use crate::model::arch::Arch;
 use crate::model::entry::{Content, Entry};
 use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
-use crate::python::place::TreeFiles;
+use crate::python::TreeFiles;
 use crate::python::{compile, tree};
 use crate::support::fs::{self, Staged};
 use crate::support::progress::Progress;

@@ -17,14 +17,14 @@ use crate::model::arch::Arch;
 /// A problem found in one zip: tests and scripts match on the zip and the entry.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}{problem}", zip.display(), entry.as_ref().map(|e| format!("entry `{e}`: ")).unwrap_or_default())]
-pub struct VerifyError {
+pub(crate) struct VerifyError {
     pub zip: PathBuf,
     pub entry: Option<String>,
     pub problem: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub entries: usize,
     pub size: u64,
     pub unzipped: u64,
@@ -33,7 +33,7 @@ pub struct Verified {
 }
 
 /// Verifies a zip on disk with the manifest (and `.sha256`, when present) beside it.
-pub fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
+pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
     let bytes = fs_err::read(zip_path)?;
     let manifest_path = manifest_override
         .map(Path::to_path_buf)
@@ -79,7 +79,7 @@ fn fail(zip: &Path, entry: Option<&str>, problem: impl Into<String>) -> anyhow::
 }
 
 /// Verifies zip bytes against a manifest. Never panics: a corrupt zip is an error.
-pub fn verify_bytes(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
+pub(crate) fn verify_bytes(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
     match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, bytes, manifest))) {
         Ok(r) => r,
         Err(_) => Err(fail(zip_path, None, "the zip is corrupt (the reader gave up on it)")),
@@ -214,7 +214,7 @@ fn check_whole(zip_path: &Path, bytes: &[u8], manifest: &Manifest, unzipped: u64
 }
 
 /// Verifies each zip, stopping at the first problem.
-pub fn run(zips: &[PathBuf], manifest_override: Option<&Path>) -> Result<Vec<(PathBuf, Verified)>> {
+pub(crate) fn run(zips: &[PathBuf], manifest_override: Option<&Path>) -> Result<Vec<(PathBuf, Verified)>> {
     if manifest_override.is_some() && zips.len() > 1 {
         return Err(anyhow!(
             "--manifest names one manifest: verify one zip at a time with it"

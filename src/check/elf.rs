@@ -8,7 +8,7 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use crate::model::arch::{Arch, elf_machine_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ElfInfo {
+pub(crate) struct ElfInfo {
     pub machine: u16,
     pub e_type: u16,
     pub has_interp: bool,
@@ -16,17 +16,17 @@ pub struct ElfInfo {
 
 impl ElfInfo {
     /// A program the kernel can start: `ET_EXEC`, or a PIE (`ET_DYN` with an interpreter).
-    pub fn is_executable(&self) -> bool {
+    pub(crate) fn is_executable(&self) -> bool {
         self.e_type == elf::ET_EXEC.0 || (self.e_type == elf::ET_DYN.0 && self.has_interp)
     }
 }
 
-pub fn is_elf(data: &[u8]) -> bool {
+pub(crate) fn is_elf(data: &[u8]) -> bool {
     data.starts_with(&elf::ELFMAG)
 }
 
 /// Shared objects by name (`x.so`, `libz.so.1`): they must be ELF.
-pub fn looks_like_shared_object(path: &str) -> bool {
+pub(crate) fn looks_like_shared_object(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     if name.ends_with(".so") {
         return true;
@@ -96,7 +96,7 @@ pub(crate) fn inspect(data: &[u8]) -> Result<ElfInfo> {
 }
 
 /// Fails unless `data` is 64-bit little-endian ELF for `arch`.
-pub fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
+pub(crate) fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
     let info = inspect(data)?;
     if info.machine != arch.elf_machine() {
         bail!(
@@ -111,7 +111,7 @@ pub fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
 
 /// Minimal ELF headers for tests: just enough for `inspect` to read.
 #[cfg(test)]
-pub fn fake_elf(machine: u16, e_type: u16) -> Vec<u8> {
+pub(crate) fn fake_elf(machine: u16, e_type: u16) -> Vec<u8> {
     let mut h = vec![0u8; 64];
     h[..4].copy_from_slice(&elf::ELFMAG);
     h[4] = elf::ELFCLASS64.0;

@@ -13,7 +13,7 @@ use crate::model::entry::Entry;
 
 /// Failures scripts and tests tell apart.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     #[error("`{path}` comes from two sources, {first} and {second}: keep one of them in the spec")]
     Duplicate {
         path: String,
@@ -39,7 +39,7 @@ pub enum CheckError {
 }
 
 /// Returns the unzipped total on success.
-pub fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
+pub(crate) fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
     let mut by_path: BTreeMap<&str, &Entry> = BTreeMap::new();
     for e in entries {
         rules::check_path(&e.path).with_context(|| format!("{}: unsafe path in the layer", e.origin))?;

@@ -34,7 +34,7 @@ pub struct Cli {
 enum Command {
     /// Build one zip per architecture, with checksums and a manifest (the default command).
     Build(build::BuildArgs),
-    /// Print every entry each zip would hold (path, mode, size, source), writing nothing.
+    /// Print the steps each zip's build would take, starting no process and writing nothing.
     Plan(plan::PlanArgs),
     /// Re-check finished zips against their manifests, checksums and the layer rules.
     Verify(verify::VerifyArgs),

@@ -16,7 +16,7 @@ use crate::support::fs::write_atomic;
 
 /// One source file to compile.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// The path Python reports in tracebacks: where the file is on Lambda.
     pub dfile: String,
     pub data: Arc<[u8]>,
@@ -71,7 +71,7 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
 
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
 /// newer Python in a file that is never imported there).
-pub fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
+pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
     let lock = {
         let mut map = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(interp.version.to_string()).or_default().clone()
@@ -157,7 +157,7 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
 }
 
 /// `pkg/mod.py` -> `pkg/__pycache__/mod.cpython-39.pyc`.
-pub fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
+pub(crate) fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
     let stem = py.strip_suffix(".py")?;
     let (dir, name) = match stem.rsplit_once('/') {
         Some((d, n)) => (format!("{d}/"), n),

@@ -16,7 +16,7 @@ use crate::support::fs::write_atomic;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Want {
+pub(crate) struct Want {
     pub package: String,
     pub version: String,
     pub file: String,
@@ -27,7 +27,7 @@ pub struct Want {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error(
         "wheel {file} of `{package}` has sha256 {got}, but the lock lists {expected}: the file is not the one that was locked; if the change is wanted, run `layerbuild lock` again"
     )]
@@ -52,7 +52,7 @@ pub enum FetchError {
 }
 
 /// Where a cached wheel lives.
-pub fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
+pub(crate) fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
     cache.join("wheels").join(sha256).join(file)
 }
 
@@ -61,7 +61,7 @@ pub fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
 static FILLING: Mutex<()> = Mutex::new(());
 
 /// Makes every wanted wheel present in the cache; returns sha256 -> its path there.
-pub fn ensure(
+pub(crate) fn ensure(
     cache: &Path,
     wheelhouse: Option<&Path>,
     offline: bool,
@@ -194,7 +194,7 @@ fn download(cache: &Path, missing: &[Want]) -> Result<()> {
 }
 
 /// The Python that runs pip: `$LAYERBUILD_PYTHON`, else `python3`.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     std::env::var_os("LAYERBUILD_PYTHON")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)

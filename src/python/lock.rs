@@ -17,7 +17,7 @@ use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
 
 #[derive(Debug, Clone)]
-pub struct LockInput {
+pub(crate) struct LockInput {
     pub spec: PathBuf,
     /// Interpreters whose pip resolves for a runtime, as `--python` gives them.
     pub pythons: Vec<(Runtime, PathBuf)>,
@@ -25,7 +25,7 @@ pub struct LockInput {
 
 #[derive(Debug)]
 /// What a `lock` run wrote, for its summary.
-pub struct Summary {
+pub(crate) struct Summary {
     pub path: PathBuf,
     pub packages: usize,
     pub wheels: usize,
@@ -34,12 +34,12 @@ pub struct Summary {
 
 /// `requirements.in` split at its `# --no-deps` line.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Requirements {
+pub(crate) struct Requirements {
     pub with_deps: Vec<String>,
     pub no_deps: Vec<String>,
 }
 
-pub fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
+pub(crate) fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
     let mut r = Requirements::default();
     let mut no_deps = false;
     for (i, line) in text.lines().enumerate() {
@@ -72,14 +72,14 @@ pub fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
 
 /// One package pip would install, from its `--report`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportItem {
+pub(crate) struct ReportItem {
     pub name: String,
     pub version: String,
     pub file: String,
     pub sha256: String,
 }
 
-pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
+pub(crate) fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
     let v: Value = serde_json::from_str(json).context("pip's --report is not JSON")?;
     let items = v["install"]
         .as_array()
@@ -127,7 +127,7 @@ pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
 
 /// Folds each target's resolution into pins: one per (package, version), with the targets that
 /// use it and every wheel they use.
-pub fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec<Resolved>> {
+pub(crate) fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec<Resolved>> {
     let mut pins: BTreeMap<(String, String), Resolved> = BTreeMap::new();
     for (&target, items) in results {
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -168,7 +168,7 @@ pub fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec
 type TargetReport = ((Arch, Runtime), Vec<ReportItem>);
 
 /// Runs the resolution and writes the lock.
-pub fn run(input: &LockInput) -> Result<Summary> {
+pub(crate) fn run(input: &LockInput) -> Result<Summary> {
     let loaded = spec::load(&input.spec)?;
     let py = loaded.spec.python.as_ref().with_context(|| {
         format!(

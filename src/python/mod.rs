@@ -2,17 +2,19 @@
 //! (`fetch`), installed (`wheel`), placed per runtime (`place`, `tree`) and compiled (`compile`,
 //! `bytecode`) with the interpreter `interpreter` finds. `lock` writes the lock in the first place.
 
-pub(crate) mod bytecode;
+mod bytecode;
 pub(crate) mod compile;
 pub(crate) mod fetch;
 pub(crate) mod interpreter;
 pub(crate) mod lock;
-pub(crate) mod lockfile;
-pub(crate) mod place;
+mod lockfile;
+mod place;
 pub(crate) mod select;
-pub(crate) mod tags;
+mod tags;
 pub(crate) mod tree;
-pub(crate) mod wheel;
+mod wheel;
+
+pub(crate) use place::TreeFiles;
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;

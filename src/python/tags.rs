@@ -8,7 +8,7 @@ use crate::model::runtime::Runtime;
 
 /// A wheel file name taken apart: `name-version(-build)?-python-abi-platform.whl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WheelName {
+pub(crate) struct WheelName {
     pub name: String,
     pub version: String,
     pub build: Option<String>,
@@ -20,10 +20,10 @@ pub struct WheelName {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{0}` is not a wheel file name (name-version(-build)-python-abi-platform.whl)")]
-pub struct BadWheelName(pub String);
+pub(crate) struct BadWheelName(pub String);
 
 impl WheelName {
-    pub fn parse(file: &str) -> Result<WheelName, BadWheelName> {
+    pub(crate) fn parse(file: &str) -> Result<WheelName, BadWheelName> {
         let bad = || BadWheelName(file.to_string());
         let stem = file.strip_suffix(".whl").ok_or_else(bad)?;
         let parts: Vec<&str> = stem.split('-').collect();
@@ -56,7 +56,7 @@ impl WheelName {
     /// How well this wheel suits a runtime on an architecture; `None` when it cannot run there.
     /// Higher is better: a wheel built for exactly this CPython beats a stable-ABI one, which
     /// beats pure Python; among equals, the newest glibc the runtime still has wins.
-    pub fn score(&self, rt: Runtime, arch: Arch) -> Option<Score> {
+    pub(crate) fn score(&self, rt: Runtime, arch: Arch) -> Option<Score> {
         let interp = self
             .python
             .iter()
@@ -86,7 +86,7 @@ impl fmt::Display for WheelName {
 
 /// Ordered preference of a compatible wheel; see [`WheelName::score`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Score {
+pub(crate) struct Score {
     interp: u32,
     platform: u32,
 }
@@ -125,7 +125,7 @@ fn platform_rank(tag: &str, rt: Runtime, arch: Arch) -> Option<u32> {
 }
 
 /// The glibc a manylinux platform tag needs, if it is one for this architecture.
-pub fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
+pub(crate) fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
     let rest = tag.strip_suffix(arch.wheel_machine())?.strip_suffix('_')?;
     match rest {
         "manylinux1" if arch == Arch::X86_64 => Some((2, 5)),
@@ -140,7 +140,7 @@ pub fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
 
 /// The `--platform` values that make pip pick the wheels this runtime can load on `arch`.
 /// pip matches platform tags literally, so every `manylinux_2_N` up to the runtime's glibc is listed.
-pub fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
+pub(crate) fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
     let m = arch.wheel_machine();
     let mut out = Vec::new();
     if arch == Arch::X86_64 {
@@ -172,7 +172,7 @@ pub(crate) fn same_version(a: &str, b: &str) -> bool {
 }
 
 /// PEP 503 normalized project name: lowercase, runs of `-_.` become one `-`.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut sep = false;
     for c in name.chars() {
