@@ -1,13 +1,14 @@
 //! Wheel file names and their tags: which wheel of a package suits one runtime on one architecture.
 
 use std::fmt;
+use std::str::FromStr;
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
 
 /// A wheel file name taken apart: `name-version(-build)?-python-abi-platform.whl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WheelName {
+pub(crate) struct WheelName {
     pub name: String,
     pub version: String,
     pub build: Option<String>,
@@ -19,10 +20,10 @@ pub struct WheelName {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{0}` is not a wheel file name (name-version(-build)-python-abi-platform.whl)")]
-pub struct BadWheelName(pub String);
+pub(crate) struct BadWheelName(pub String);
 
 impl WheelName {
-    pub fn parse(file: &str) -> Result<WheelName, BadWheelName> {
+    pub(crate) fn parse(file: &str) -> Result<WheelName, BadWheelName> {
         let bad = || BadWheelName(file.to_string());
         let stem = file.strip_suffix(".whl").ok_or_else(bad)?;
         let parts: Vec<&str> = stem.split('-').collect();
@@ -55,7 +56,7 @@ impl WheelName {
     /// How well this wheel suits a runtime on an architecture; `None` when it cannot run there.
     /// Higher is better: a wheel built for exactly this CPython beats a stable-ABI one, which
     /// beats pure Python; among equals, the newest glibc the runtime still has wins.
-    pub fn score(&self, rt: Runtime, arch: Arch) -> Option<Score> {
+    pub(crate) fn score(&self, rt: Runtime, arch: Arch) -> Option<Score> {
         let interp = self
             .python
             .iter()
@@ -85,7 +86,7 @@ impl fmt::Display for WheelName {
 
 /// Ordered preference of a compatible wheel; see [`WheelName::score`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Score {
+pub(crate) struct Score {
     interp: u32,
     platform: u32,
 }
@@ -124,7 +125,7 @@ fn platform_rank(tag: &str, rt: Runtime, arch: Arch) -> Option<u32> {
 }
 
 /// The glibc a manylinux platform tag needs, if it is one for this architecture.
-pub fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
+pub(crate) fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
     let rest = tag.strip_suffix(arch.wheel_machine())?.strip_suffix('_')?;
     match rest {
         "manylinux1" if arch == Arch::X86_64 => Some((2, 5)),
@@ -139,7 +140,7 @@ pub fn manylinux_glibc(tag: &str, arch: Arch) -> Option<(u32, u32)> {
 
 /// The `--platform` values that make pip pick the wheels this runtime can load on `arch`.
 /// pip matches platform tags literally, so every `manylinux_2_N` up to the runtime's glibc is listed.
-pub fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
+pub(crate) fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
     let m = arch.wheel_machine();
     let mut out = Vec::new();
     if arch == Arch::X86_64 {
@@ -155,8 +156,23 @@ pub fn pip_platforms(rt: Runtime, arch: Arch) -> Vec<String> {
     out
 }
 
+/// Whether two spellings name one version by PEP 440 (`1.0` is `1.0.0`, `1.0-1` is
+/// `1.0.post1`). A dist-info folder writes `-` as `_`, so that spelling is read too; strings
+/// that are no PEP 440 version at all must match exactly.
+pub(crate) fn same_version(a: &str, b: &str) -> bool {
+    let parse = |v: &str| {
+        pep440_rs::Version::from_str(v)
+            .or_else(|_| pep440_rs::Version::from_str(&v.replace('_', "-")))
+            .ok()
+    };
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// PEP 503 normalized project name: lowercase, runs of `-_.` become one `-`.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut sep = false;
     for c in name.chars() {
@@ -232,6 +248,18 @@ mod tests {
         assert_eq!(p.first().unwrap(), "manylinux2014_aarch64");
         assert_eq!(p.last().unwrap(), "manylinux_2_26_aarch64");
         assert!(pip_platforms(rt("python3.8"), Arch::X86_64).contains(&"manylinux1_x86_64".to_string()));
+    }
+
+    #[test]
+    fn versions_compare_by_pep_440() {
+        assert!(same_version("1.0", "1.0.0"));
+        assert!(same_version("1.0-1", "1.0.post1"));
+        assert!(same_version("1.0_1", "1.0-1"));
+        assert!(same_version("0.41b0", "0.41.0b0"));
+        assert!(same_version("1.0+LOCAL", "1.0+local"));
+        assert!(!same_version("1.0", "1.0.1"));
+        assert!(!same_version("0.41b0", "0.41"));
+        assert!(!same_version("1.0+a", "1.0"));
     }
 
     #[test]

@@ -8,23 +8,24 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::arch::Arch;
-use crate::bytecode;
-use crate::lockfile::{self, Resolved};
-use crate::runtime::Runtime;
-use crate::spec;
-use crate::tags::{self, normalize};
-use crate::wheelcache;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::fetch;
+use crate::python::interpreter::{self, FindError, Sources};
+use crate::python::lockfile::{self, Resolved};
+use crate::python::tags::{self, normalize};
+use crate::spec::{self, LoadedSpec};
 
 #[derive(Debug, Clone)]
-pub struct LockInput {
+pub(crate) struct LockInput {
     pub spec: PathBuf,
     /// Interpreters whose pip resolves for a runtime, as `--python` gives them.
     pub pythons: Vec<(Runtime, PathBuf)>,
 }
 
 #[derive(Debug)]
-pub struct Locked {
+/// What a `lock` run wrote, for its summary.
+pub(crate) struct Summary {
     pub path: PathBuf,
     pub packages: usize,
     pub wheels: usize,
@@ -33,12 +34,12 @@ pub struct Locked {
 
 /// `requirements.in` split at its `# --no-deps` line.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Requirements {
+pub(crate) struct Requirements {
     pub with_deps: Vec<String>,
     pub no_deps: Vec<String>,
 }
 
-pub fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
+pub(crate) fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
     let mut r = Requirements::default();
     let mut no_deps = false;
     for (i, line) in text.lines().enumerate() {
@@ -71,14 +72,14 @@ pub fn parse_requirements(text: &str, file: &str) -> Result<Requirements> {
 
 /// One package pip would install, from its `--report`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportItem {
+pub(crate) struct ReportItem {
     pub name: String,
     pub version: String,
     pub file: String,
     pub sha256: String,
 }
 
-pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
+pub(crate) fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
     let v: Value = serde_json::from_str(json).context("pip's --report is not JSON")?;
     let items = v["install"]
         .as_array()
@@ -97,7 +98,9 @@ pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
                 .with_context(|| format!("`{name}` has no download_info.url in pip's report"))?;
             let file = url.rsplit('/').next().unwrap_or(url);
             let file = file.split(['#', '?']).next().unwrap_or(file);
-            let file = percent_decode(file);
+            let file = percent_encoding::percent_decode_str(file)
+                .decode_utf8_lossy()
+                .into_owned();
             if !file.ends_with(".whl") {
                 bail!("`{name}=={version}` resolved to {file}, not a wheel: layers are built from wheels only");
             }
@@ -122,30 +125,9 @@ pub fn parse_report(json: &str) -> Result<Vec<ReportItem>> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Folds each target's resolution into pins: one per (package, version), with the targets that
 /// use it and every wheel they use.
-pub fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec<Resolved>> {
+pub(crate) fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec<Resolved>> {
     let mut pins: BTreeMap<(String, String), Resolved> = BTreeMap::new();
     for (&target, items) in results {
         let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -186,7 +168,7 @@ pub fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Result<Vec
 type TargetReport = ((Arch, Runtime), Vec<ReportItem>);
 
 /// Runs the resolution and writes the lock.
-pub fn run(input: &LockInput) -> Result<Locked> {
+pub(crate) fn run(input: &LockInput) -> Result<Summary> {
     let loaded = spec::load(&input.spec)?;
     let py = loaded.spec.python.as_ref().with_context(|| {
         format!(
@@ -203,39 +185,66 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     let req_path = loaded.resolve(req_rel);
     let req_text = fs_err::read_to_string(&req_path)?;
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
-    let arches = loaded.architectures()?;
-    let runtimes: Vec<Runtime> = loaded.spec.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect();
-    let cache = crate::cache::dir();
-
-    let mut configured: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
-    for (name, path) in &py.interpreters {
-        if let Some(rt) = Runtime::parse(name) {
-            configured.insert(rt, loaded.resolve(path));
-        }
-    }
-    configured.extend(input.pythons.iter().cloned());
-
-    // pip evaluates environment markers (`python_version < "3.9"`) for the Python running it,
-    // whatever --python-version says; so each runtime's own interpreter resolves when it is here.
+    let arches = loaded.architectures();
+    let runtimes = &loaded.spec.runtimes;
     let mut warnings = Vec::new();
-    let mut resolvers: BTreeMap<Runtime, PathBuf> = BTreeMap::new();
-    for &rt in &runtimes {
+    let resolvers = resolvers(&loaded, input, &mut warnings)?;
+    let resolved = merge(&resolve_all(&reqs, &arches, &resolvers)?)?;
+    let lock_path = loaded.resolve(&py.lock);
+    let text = lockfile::render(&resolved, &arches, runtimes, &req_rel.display().to_string());
+    // The written text must read back as what was resolved.
+    lockfile::parse(&text, &lock_path.display().to_string())
+        .context("layerbuild wrote a lock it cannot read (a bug)")?;
+    crate::support::fs::write_atomic(&lock_path, text.as_bytes())?;
+    let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
+    Ok(Summary {
+        path: lock_path,
+        packages: resolved.len(),
+        wheels: wheels.len(),
+        warnings,
+    })
+}
+
+/// The Python whose pip resolves each runtime. pip evaluates environment markers
+/// (`python_version < "3.9"`) for the Python running it, whatever --python-version says; so
+/// each runtime's own interpreter resolves when it is here.
+fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
+    let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+    let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
+    let cache = crate::support::cache::dir();
+    let mut resolvers = BTreeMap::new();
+    for &rt in &loaded.spec.runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {
-            wheelcache::python()
+            fetch::python()
         } else {
-            match bytecode::find(rt, configured.get(&rt).map(PathBuf::as_path), &cache)? {
-                Some(i) if has_pip(&i.path) => i.path,
-                _ => {
+            let sources = Sources::new(
+                flags.get(&rt).cloned(),
+                configured.and_then(|c| c.get(&rt)).map(|p| loaded.resolve(p)),
+                Some(cache.clone()),
+            );
+            match interpreter::find(rt, &sources) {
+                Ok(i) if has_pip(&i.path) => i.path,
+                Err(e @ FindError::Configured { .. }) => return Err(e.into()),
+                Ok(_) | Err(FindError::NotFound { .. }) => {
                     warnings.push(format!(
                         "no {rt} interpreter with pip found: resolving with python3, so markers are evaluated for the host's Python (pass --python {rt}=PATH)"
                     ));
-                    wheelcache::python()
+                    fetch::python()
                 }
             }
         };
         resolvers.insert(rt, chosen);
     }
+    Ok(resolvers)
+}
 
+/// Asks pip what it would install for every (architecture, runtime), all targets at once:
+/// pip spends its time waiting on the index.
+fn resolve_all(
+    reqs: &Requirements,
+    arches: &[Arch],
+    resolvers: &BTreeMap<Runtime, PathBuf>,
+) -> Result<BTreeMap<(Arch, Runtime), Vec<ReportItem>>> {
     let work = tempfile::tempdir().context("cannot create a temp folder")?;
     let write_reqs = |name: &str, lines: &[String]| -> Result<Option<PathBuf>> {
         if lines.is_empty() {
@@ -247,12 +256,10 @@ pub fn run(input: &LockInput) -> Result<Locked> {
     };
     let deps_file = write_reqs("with-deps.txt", &reqs.with_deps)?;
     let nodeps_file = write_reqs("no-deps.txt", &reqs.no_deps)?;
-
     let targets: Vec<(Arch, Runtime)> = arches
         .iter()
-        .flat_map(|&a| runtimes.iter().map(move |&r| (a, r)))
+        .flat_map(|&a| resolvers.keys().map(move |&r| (a, r)))
         .collect();
-    // pip spends its time waiting on the index: all targets at once.
     let results: Vec<Result<TargetReport>> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
@@ -277,34 +284,7 @@ pub fn run(input: &LockInput) -> Result<Locked> {
             .map(|h| h.join().expect("a resolver thread does not panic"))
             .collect()
     });
-    let mut by_target = BTreeMap::new();
-    for r in results {
-        let (t, items) = r?;
-        by_target.insert(t, items);
-    }
-    let resolved = merge(&by_target)?;
-    let lock_path = loaded.resolve(&py.lock);
-    let text = lockfile::render(&resolved, &arches, &runtimes, &req_rel.display().to_string());
-    // The written text must read back as what was resolved.
-    lockfile::parse(&text, &lock_path.display().to_string())
-        .context("layerbuild wrote a lock it cannot read (a bug)")?;
-    let tmp_dir = lock_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs_err::create_dir_all(tmp_dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(&lock_path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", lock_path.display()))?;
-    let wheels: BTreeSet<&String> = resolved.iter().flat_map(|r| r.wheels.keys()).collect();
-    Ok(Locked {
-        path: lock_path,
-        packages: resolved.len(),
-        wheels: wheels.len(),
-        warnings,
-    })
+    results.into_iter().collect()
 }
 
 fn has_pip(python: &Path) -> bool {
@@ -397,6 +377,13 @@ mod tests {
         let clash = BTreeMap::from([((Arch::X86_64, rt), vec![items[0].clone(), newer])]);
         assert!(merge(&clash).unwrap_err().to_string().contains("pin one version"));
         assert!(parse_report(r#"{"install":[{"metadata":{"name":"x","version":"1"},"download_info":{"url":"x-1.tar.gz","archive_info":{}}}]}"#).is_err());
-        assert_eq!(percent_decode("a%2Bb"), "a+b");
+        // Index URLs percent-encode the `+` of local versions; the file name has the `+`.
+        let encoded = json
+            .replace("wrapt-1.0-cp39", "wrapt-1.0%2Blocal-cp39")
+            .replace(".whl", ".whl#sha256=x");
+        assert_eq!(
+            parse_report(&encoded).unwrap()[0].file,
+            "wrapt-1.0+local-cp39-cp39-manylinux2014_x86_64.whl"
+        );
     }
 }

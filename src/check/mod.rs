@@ -1,17 +1,19 @@
 //! Checks a gathered layer before it is archived: paths, duplicates, ELF machines, size.
 
+pub(crate) mod elf;
+pub(crate) mod rules;
+
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 
-use crate::arch::Arch;
-use crate::elf;
-use crate::layout::{self, Entry};
+use crate::model::arch::Arch;
+use crate::model::entry::Entry;
 
 /// Failures scripts and tests tell apart.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     #[error("`{path}` comes from two sources, {first} and {second}: keep one of them in the spec")]
     Duplicate {
         path: String,
@@ -37,10 +39,10 @@ pub enum CheckError {
 }
 
 /// Returns the unzipped total on success.
-pub fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
+pub(crate) fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
     let mut by_path: BTreeMap<&str, &Entry> = BTreeMap::new();
     for e in entries {
-        layout::check_path(&e.path).with_context(|| format!("{}: unsafe path in the layer", e.origin))?;
+        rules::check_path(&e.path).with_context(|| format!("{}: unsafe path in the layer", e.origin))?;
         if let Some(first) = by_path.insert(&e.path, e) {
             bail!(CheckError::Duplicate {
                 path: e.path.clone(),
@@ -50,7 +52,7 @@ pub fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
         }
     }
     // A file cannot also be a folder: `a` and `a/b` would clash on unpack.
-    for dir in layout::parent_dirs(entries.iter().map(|e| e.path.as_str())) {
+    for dir in rules::parent_dirs(entries.iter().map(|e| e.path.as_str())) {
         if let Some(e) = by_path.get(dir.trim_end_matches('/')) {
             bail!(
                 "`{}` ({}) is a file, but other entries sit below it as a folder: rename one of them",
@@ -93,7 +95,7 @@ pub fn check(entries: &[Entry], arch: Arch, limit: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gather::bytes;
+    use crate::model::entry::bytes;
 
     fn file(path: &str, data: &[u8]) -> Entry {
         Entry::file(path, false, bytes(data), format!("src/{path}"))

@@ -1,6 +1,6 @@
-//! Gathers the collector extension binary for one architecture: from a file, a Go build, or a zip.
+//! A collector binary built with `go build` for one architecture, reproducibly, and kept in the
+//! cache by everything that decides its bytes.
 
-use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -8,75 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::arch::{Arch, elf_machine_name};
-use crate::elf;
-use crate::manifest::CollectorRecord;
-use crate::spec::SourceKind;
+use crate::model::arch::Arch;
 
 /// Flags that make `go build` output depend only on its inputs: no paths, no VCS stamp, no
 /// build id, stripped symbols and DWARF (smaller, and Lambda never debugs it).
-pub const GO_BUILD_FLAGS: &[&str] = &["-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="];
-
-pub struct Collector {
-    pub data: Arc<[u8]>,
-    pub record: CollectorRecord,
-}
-
-/// Reads or builds the collector, then checks it is an executable for `arch`.
-pub fn gather(source: &SourceKind, spec_dir: &Path, dest: &str, arch: Arch, cache_dir: &Path) -> Result<Collector> {
-    let (data, label, module_version): (Arc<[u8]>, String, Option<String>) = match source {
-        SourceKind::Path(p) => {
-            let p = spec_dir.join(p);
-            let data = fs_err::read(&p)
-                .context("the collector binary is missing: build it or fix the collector path in the spec")?;
-            (data.into(), p.display().to_string(), None)
-        }
-        SourceKind::Zip { zip, sha256, member } => {
-            let p = spec_dir.join(zip);
-            (from_zip(&p, sha256, member)?, format!("{}!{member}", p.display()), None)
-        }
-        SourceKind::Go { dir, package } => {
-            let dir = spec_dir.join(dir);
-            let (data, version) = go_build(&dir, package, arch, cache_dir)?;
-            (data, format!("go build {package} in {}", dir.display()), version)
-        }
-    };
-    let info = elf::check_arch(&data, arch).with_context(|| format!("collector {label}"))?;
-    if !info.is_executable() {
-        bail!("collector {label}: an ELF library, not an executable: point the spec at the collector program");
-    }
-    let record = CollectorRecord {
-        path: dest.to_string(),
-        source: label,
-        sha256: hex::encode(Sha256::digest(&data)),
-        elf_machine: elf_machine_name(info.machine),
-        module_version,
-    };
-    Ok(Collector { data, record })
-}
-
-fn from_zip(path: &Path, want_sha: &str, member: &str) -> Result<Arc<[u8]>> {
-    let bytes = fs_err::read(path).context("the collector zip is missing: download it or fix `zip:` in the spec")?;
-    let got = hex::encode(Sha256::digest(&bytes));
-    if got != want_sha {
-        bail!(
-            "{}: sha256 is {got} but the spec pins {want_sha}: download the pinned zip or update `sha256:`",
-            path.display()
-        );
-    }
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(bytes)).with_context(|| format!("{}: not a readable zip", path.display()))?;
-    let mut file = zip.by_name(member).with_context(|| {
-        format!(
-            "{}: has no `{member}`: set `member:` to the collector's path in the zip",
-            path.display()
-        )
-    })?;
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)
-        .with_context(|| format!("{}: cannot read `{member}`", path.display()))?;
-    Ok(data.into())
-}
+const GO_BUILD_FLAGS: &[&str] = &["-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="];
 
 fn go_env(cmd: &mut Command, arch: Arch) {
     cmd.env("CGO_ENABLED", "0")
@@ -155,7 +91,7 @@ fn module_version(dir: &Path, package: &str, arch: Arch) -> Result<String> {
 const OTELCOL_MODULE: &str = "go.opentelemetry.io/collector/otelcol";
 
 /// Builds the collector with Go, reusing an earlier build with the same key.
-fn go_build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(Arc<[u8]>, Option<String>)> {
+pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(Arc<[u8]>, Option<String>)> {
     if !dir.join("go.mod").is_file() {
         bail!("{}: no go.mod: `go:` must name a Go module folder", dir.display());
     }
@@ -184,7 +120,7 @@ fn go_build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(
     run_go(dir, &args, arch)?;
     fs_err::write(tmp.path().join("module-version"), module_version(dir, package, arch)?)?;
     // Another build may have filled the slot meanwhile: both results are the same bytes.
-    match std::fs::rename(tmp.path(), &slot) {
+    match fs_err::rename(tmp.path(), &slot) {
         Ok(()) => {
             let _ = tmp.keep();
         }

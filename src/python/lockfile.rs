@@ -10,13 +10,13 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
-use crate::tags::normalize;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::tags::normalize;
 
 /// One `name==version` pin with its hashes and wheel file names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Locked {
+pub(crate) struct Pin {
     pub name: String,
     pub version: String,
     pub marker: Option<Marker>,
@@ -28,27 +28,27 @@ pub struct Locked {
     pub line: usize,
 }
 
-impl Locked {
-    pub fn applies(&self, arch: Arch, rt: Runtime) -> bool {
+impl Pin {
+    pub(crate) fn applies(&self, arch: Arch, rt: Runtime) -> bool {
         self.marker.as_ref().is_none_or(|m| m.eval(arch, rt))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lock {
-    pub packages: Vec<Locked>,
+pub(crate) struct Lock {
+    pub packages: Vec<Pin>,
 }
 
 impl Lock {
     /// The pins one target installs.
-    pub fn for_target(&self, arch: Arch, rt: Runtime) -> impl Iterator<Item = &Locked> {
+    pub(crate) fn for_target(&self, arch: Arch, rt: Runtime) -> impl Iterator<Item = &Pin> {
         self.packages.iter().filter(move |p| p.applies(arch, rt))
     }
 }
 
 /// An environment marker of the small form `lock` writes: `or` of `and` of comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marker {
+pub(crate) struct Marker {
     any: Vec<Vec<Compare>>,
 }
 
@@ -66,7 +66,7 @@ enum Var {
 }
 
 impl Marker {
-    pub fn parse(text: &str) -> Result<Marker, String> {
+    pub(crate) fn parse(text: &str) -> Result<Marker, String> {
         let mut any = Vec::new();
         for alt in text.split(" or ") {
             let mut all = Vec::new();
@@ -101,7 +101,7 @@ impl Marker {
         Ok(Marker { any })
     }
 
-    pub fn eval(&self, arch: Arch, rt: Runtime) -> bool {
+    pub(crate) fn eval(&self, arch: Arch, rt: Runtime) -> bool {
         self.any.iter().any(|all| {
             all.iter().all(|c| {
                 let actual = match c.var {
@@ -117,13 +117,13 @@ impl Marker {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {problem}: run `layerbuild lock` again rather than editing the lock by hand")]
-pub struct LockError {
+pub(crate) struct LockError {
     pub file: String,
     pub line: usize,
     pub problem: String,
 }
 
-pub fn read(path: &Path) -> Result<Lock> {
+pub(crate) fn read(path: &Path) -> Result<Lock> {
     let text = match fs_err::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
@@ -135,13 +135,13 @@ pub fn read(path: &Path) -> Result<Lock> {
     Ok(parse(&text, &path.display().to_string())?)
 }
 
-pub fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
+pub(crate) fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
     let err = |line: usize, problem: String| LockError {
         file: file.to_string(),
         line,
         problem,
     };
-    let mut packages: Vec<Locked> = Vec::new();
+    let mut packages: Vec<Pin> = Vec::new();
     let mut logical = String::new();
     let mut start = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -209,7 +209,7 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn parse_pin(line: &str, n: usize) -> Result<Locked, String> {
+fn parse_pin(line: &str, n: usize) -> Result<Pin, String> {
     let mut hashes = Vec::new();
     let mut req = String::new();
     for word in line.split_whitespace() {
@@ -236,7 +236,7 @@ fn parse_pin(line: &str, n: usize) -> Result<Locked, String> {
         .split_once("==")
         .filter(|(n, v)| !n.trim().is_empty() && !v.trim().is_empty() && !v.contains(['*', ',', '=']))
         .ok_or_else(|| format!("`{spec}` is not pinned as name==version"))?;
-    Ok(Locked {
+    Ok(Pin {
         name: name.trim().to_string(),
         version: version.trim().to_string(),
         marker,
@@ -248,7 +248,7 @@ fn parse_pin(line: &str, n: usize) -> Result<Locked, String> {
 
 /// One pin as `lock` found it, before it is written.
 #[derive(Debug, Clone, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub name: String,
     pub version: String,
     pub targets: BTreeSet<(Arch, Runtime)>,
@@ -257,7 +257,7 @@ pub struct Resolved {
 }
 
 /// The marker that selects exactly `used` among `all` targets; `None` when every target uses it.
-pub fn marker_for(used: &BTreeSet<(Arch, Runtime)>, arches: &[Arch], runtimes: &[Runtime]) -> Option<String> {
+pub(crate) fn marker_for(used: &BTreeSet<(Arch, Runtime)>, arches: &[Arch], runtimes: &[Runtime]) -> Option<String> {
     let all: BTreeSet<_> = arches
         .iter()
         .flat_map(|&a| runtimes.iter().map(move |&r| (a, r)))
@@ -298,7 +298,7 @@ pub fn marker_for(used: &BTreeSet<(Arch, Runtime)>, arches: &[Arch], runtimes: &
 }
 
 /// Writes the lock text: sorted by normalized name, one wheel comment per wheel.
-pub fn render(resolved: &[Resolved], arches: &[Arch], runtimes: &[Runtime], source: &str) -> String {
+pub(crate) fn render(resolved: &[Resolved], arches: &[Arch], runtimes: &[Runtime], source: &str) -> String {
     let mut out = String::new();
     let targets = runtimes.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
     let arch_names = arches.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");

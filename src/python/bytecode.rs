@@ -10,136 +10,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::runtime::Runtime;
-
-/// A CPython found on the build host for one runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interpreter {
-    pub path: PathBuf,
-    /// `3.9.18`.
-    pub version: String,
-    /// `importlib.util.MAGIC_NUMBER`, hex: it names the bytecode format.
-    pub magic: String,
-}
-
-/// Reads the version and bytecode magic of an interpreter; cached by the file's identity, as
-/// running Python only to ask costs more than a warm build's whole Python step.
-pub fn probe(path: &Path, cache: &Path) -> Result<Interpreter> {
-    let real = fs_err::canonicalize(path)?;
-    let meta = fs_err::metadata(&real)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let key = hex::encode(Sha256::digest(format!("{}\0{}\0{mtime}", real.display(), meta.len())));
-    let slot = cache.join("interpreters").join(&key);
-    if let Ok(text) = fs_err::read_to_string(&slot)
-        && let Some((version, magic)) = text.trim().split_once(' ')
-    {
-        return Ok(Interpreter {
-            path: path.to_path_buf(),
-            version: version.to_string(),
-            magic: magic.to_string(),
-        });
-    }
-    let out = Command::new(path)
-        .args([
-            "-I",
-            "-c",
-            "import sys, importlib.util; print('%d.%d.%d' % sys.version_info[:3], importlib.util.MAGIC_NUMBER.hex())",
-        ])
-        .output()
-        .with_context(|| format!("cannot run the Python interpreter {}", path.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some((version, magic)) = text.trim().split_once(' ').filter(|_| out.status.success()) else {
-        bail!(
-            "{}: does not report its version like CPython 3 does: pass another one with --python",
-            path.display()
-        );
-    };
-    write_atomic(&slot, format!("{version} {magic}\n").as_bytes())?;
-    Ok(Interpreter {
-        path: path.to_path_buf(),
-        version: version.to_string(),
-        magic: magic.to_string(),
-    })
-}
-
-impl Interpreter {
-    pub fn is_for(&self, rt: Runtime) -> bool {
-        let mut parts = self.version.split('.');
-        parts.next() == Some(&rt.major.to_string()) && parts.next() == Some(&rt.minor.to_string())
-    }
-}
-
-/// The interpreter to compile for `rt`: the configured one (which must be that version), else
-/// `python3.X` on PATH, else a pyenv build. pyenv's shims on PATH are skipped: they pick a
-/// version by the current folder, and their file says nothing about which Python runs.
-pub fn find(rt: Runtime, configured: Option<&Path>, cache: &Path) -> Result<Option<Interpreter>> {
-    if let Some(p) = configured {
-        let i = probe(p, cache).with_context(|| format!("the interpreter given for {rt}"))?;
-        if !i.is_for(rt) {
-            bail!(
-                "{}: is Python {}, not {}: pass the right one with --python {rt}=PATH",
-                p.display(),
-                i.version,
-                rt.dotted()
-            );
-        }
-        return Ok(Some(i));
-    }
-    for candidate in candidates(rt) {
-        if let Ok(i) = probe(&candidate, cache)
-            && i.is_for(rt)
-        {
-            return Ok(Some(i));
-        }
-    }
-    Ok(None)
-}
-
-fn candidates(rt: Runtime) -> Vec<PathBuf> {
-    let name = format!("python{}", rt.dotted());
-    let mut out = Vec::new();
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if dir.ends_with(".pyenv/shims") {
-                continue;
-            }
-            let p = dir.join(&name);
-            if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    let mut roots = vec![PathBuf::from("/root/.pyenv/versions")];
-    if let Some(home) = std::env::var_os("HOME") {
-        roots.push(PathBuf::from(home).join(".pyenv/versions"));
-    }
-    let prefix = format!("{}.", rt.dotted());
-    for root in roots {
-        let Ok(dir) = std::fs::read_dir(&root) else { continue };
-        let mut versions: Vec<(u32, PathBuf)> = dir
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
-                Some((patch, e.path().join("bin/python")))
-            })
-            .filter(|(_, p)| p.is_file())
-            .collect();
-        // Newest patch release first.
-        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-        out.extend(versions.into_iter().map(|(_, p)| p));
-    }
-    out
-}
+use crate::model::runtime::Runtime;
+use crate::python::interpreter::Interpreter;
+use crate::support::fs::write_atomic;
 
 /// One source file to compile.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// The path Python reports in tracebacks: where the file is on Lambda.
     pub dfile: String,
     pub data: Arc<[u8]>,
@@ -183,7 +60,7 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
     h.update(src.sha256);
     h.update(src.dfile.as_bytes());
     h.update([0]);
-    h.update(interp.version.as_bytes());
+    h.update(interp.version.to_string().as_bytes());
     h.update([0]);
     h.update(interp.magic.as_bytes());
     // Entries compiled before the hash seed was fixed are valid but not reproducible.
@@ -194,17 +71,17 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
 
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
 /// newer Python in a file that is never imported there).
-pub fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
+pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
     let lock = {
         let mut map = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(interp.version.clone()).or_default().clone()
+        map.entry(interp.version.to_string()).or_default().clone()
     };
     let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
 
     let slots: Vec<PathBuf> = sources.iter().map(|s| cache_slot(cache, interp, s)).collect();
     let mut out: Vec<Option<Option<Arc<[u8]>>>> = slots
         .iter()
-        .map(|slot| match std::fs::read(slot) {
+        .map(|slot| match fs_err::read(slot) {
             // An empty entry records that this Python could not compile the file.
             Ok(data) if data.is_empty() => Some(None),
             Ok(data) => Some(Some(Arc::from(data))),
@@ -279,20 +156,8 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
     Ok(results)
 }
 
-fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
-    let dir = to.parent().expect("cache path has a parent");
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}: check the cache is writable", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(())
-}
-
 /// `pkg/mod.py` -> `pkg/__pycache__/mod.cpython-39.pyc`.
-pub fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
+pub(crate) fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
     let stem = py.strip_suffix(".py")?;
     let (dir, name) = match stem.rsplit_once('/') {
         Some((d, n)) => (format!("{d}/"), n),
@@ -304,6 +169,7 @@ pub fn pyc_path(py: &str, rt: Runtime) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::python::interpreter::{Sources, find};
 
     #[test]
     fn pyc_names() {
@@ -317,16 +183,14 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a python3.8 or python3.9 interpreter"]
     fn same_source_compiles_to_the_same_bytes_in_any_process() {
-        let cache = tempfile::tempdir().unwrap();
         // Python 3.11 and later sort set elements when marshalling; the layer's 3.8 and 3.9 do not.
-        let found = ["python3.9", "python3.8"]
+        let sources = Sources::new(None, None, None);
+        let interp = ["python3.9", "python3.8"]
             .iter()
-            .find_map(|r| find(Runtime::parse(r).unwrap(), None, cache.path()).ok().flatten());
-        let Some(interp) = found else {
-            eprintln!("skipped: no python3.8 or python3.9 to compile with");
-            return;
-        };
+            .find_map(|r| find(r.parse().unwrap(), &sources).ok())
+            .expect("this test needs python3.9 or python3.8 (on PATH or from pyenv, asdf or uv)");
         // A frozenset of strings is ordered by their hashes: random seeds reorder it.
         let words: Vec<String> = (0..40).map(|i| format!("'w{i}'")).collect();
         let text = format!("def f(x):\n    return x in {{{}}}\n", words.join(", "));
@@ -347,18 +211,5 @@ mod tests {
         let after = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
         assert!(alone[0].is_some());
         assert_eq!(alone[0], after[1]);
-    }
-
-    #[test]
-    fn wrong_version_interpreter_is_refused() {
-        let cache = tempfile::tempdir().unwrap();
-        let Ok(host) = probe(Path::new("/usr/bin/env"), cache.path()) else {
-            // `env` is not Python: probing fails, as it must.
-            let rt = Runtime::parse("python3.6").unwrap();
-            let e = find(rt, Some(Path::new("/bin/sh")), cache.path()).unwrap_err();
-            assert!(format!("{e:#}").contains("--python"), "{e:#}");
-            return;
-        };
-        panic!("`env` probed as Python {host:?}");
     }
 }

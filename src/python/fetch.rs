@@ -9,13 +9,14 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
-use crate::tags;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+use crate::python::tags;
+use crate::support::fs::write_atomic;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Want {
+pub(crate) struct Want {
     pub package: String,
     pub version: String,
     pub file: String,
@@ -26,7 +27,7 @@ pub struct Want {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error(
         "wheel {file} of `{package}` has sha256 {got}, but the lock lists {expected}: the file is not the one that was locked; if the change is wanted, run `layerbuild lock` again"
     )]
@@ -51,7 +52,7 @@ pub enum FetchError {
 }
 
 /// Where a cached wheel lives.
-pub fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
+pub(crate) fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
     cache.join("wheels").join(sha256).join(file)
 }
 
@@ -60,7 +61,7 @@ pub fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
 static FILLING: Mutex<()> = Mutex::new(());
 
 /// Makes every wanted wheel present in the cache; returns sha256 -> its path there.
-pub fn ensure(
+pub(crate) fn ensure(
     cache: &Path,
     wheelhouse: Option<&Path>,
     offline: bool,
@@ -122,25 +123,9 @@ fn admit(cache: &Path, w: &Want, data: &[u8]) -> Result<()> {
             got,
         });
     }
-    let tmp_root = cache.join("tmp");
-    fs_err::create_dir_all(&tmp_root)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&tmp_root).with_context(|| {
-        format!(
-            "cannot create a temp file in {}: check the cache is writable",
-            tmp_root.display()
-        )
-    })?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    put(cache, w, tmp.into_temp_path().keep()?.as_path())
-}
-
-/// Renames a checked file into its cache slot. Two builds racing here write identical bytes,
-/// so whichever rename lands last is as good as the first.
-fn put(cache: &Path, w: &Want, from: &Path) -> Result<()> {
-    let to = path(cache, &w.sha256, &w.file);
-    fs_err::create_dir_all(to.parent().expect("cache path has a parent"))?;
-    fs_err::rename(from, &to)?;
-    Ok(())
+    // Two builds racing here write identical bytes, so whichever rename lands last is as good
+    // as the first.
+    write_atomic(&path(cache, &w.sha256, &w.file), data)
 }
 
 /// One `pip download` per target for all the wheels it is the first to need, so pip's own
@@ -209,7 +194,7 @@ fn download(cache: &Path, missing: &[Want]) -> Result<()> {
 }
 
 /// The Python that runs pip: `$LAYERBUILD_PYTHON`, else `python3`.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     std::env::var_os("LAYERBUILD_PYTHON")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)

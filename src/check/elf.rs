@@ -5,10 +5,10 @@ use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 
-use crate::arch::{Arch, elf_machine_name};
+use crate::model::arch::{Arch, elf_machine_name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ElfInfo {
+pub(crate) struct ElfInfo {
     pub machine: u16,
     pub e_type: u16,
     pub has_interp: bool,
@@ -16,17 +16,17 @@ pub struct ElfInfo {
 
 impl ElfInfo {
     /// A program the kernel can start: `ET_EXEC`, or a PIE (`ET_DYN` with an interpreter).
-    pub fn is_executable(&self) -> bool {
+    pub(crate) fn is_executable(&self) -> bool {
         self.e_type == elf::ET_EXEC.0 || (self.e_type == elf::ET_DYN.0 && self.has_interp)
     }
 }
 
-pub fn is_elf(data: &[u8]) -> bool {
+pub(crate) fn is_elf(data: &[u8]) -> bool {
     data.starts_with(&elf::ELFMAG)
 }
 
 /// Shared objects by name (`x.so`, `libz.so.1`): they must be ELF.
-pub fn looks_like_shared_object(path: &str) -> bool {
+pub(crate) fn looks_like_shared_object(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     if name.ends_with(".so") {
         return true;
@@ -39,15 +39,44 @@ pub fn looks_like_shared_object(path: &str) -> bool {
     })
 }
 
+/// The identification bytes at the start of every ELF file, read through the smaller (32-bit)
+/// header, which begins with them as the 64-bit one does.
+fn ident(data: &[u8]) -> Option<&elf::Ident> {
+    let (header, _) = object::pod::from_bytes::<elf::FileHeader32<Endianness>>(data).ok()?;
+    (header.e_ident.magic == elf::ELFMAG).then_some(&header.e_ident)
+}
+
+/// `e_machine` of a little-endian ELF file, 32- or 64-bit, from its first 64 bytes or more.
+pub(crate) fn machine(head: &[u8]) -> Option<u16> {
+    let ident = ident(head)?;
+    let little = Endianness::Little;
+    if ident.data != elf::ELFDATA2LSB {
+        return None;
+    }
+    if ident.class == elf::ELFCLASS64 {
+        Some(elf::FileHeader64::<Endianness>::parse(head).ok()?.e_machine(little).0)
+    } else if ident.class == elf::ELFCLASS32 {
+        Some(elf::FileHeader32::<Endianness>::parse(head).ok()?.e_machine(little).0)
+    } else {
+        None
+    }
+}
+
 /// Reads the header of a 64-bit little-endian ELF file; anything else is an error.
-pub fn inspect(data: &[u8]) -> Result<ElfInfo> {
-    if !is_elf(data) {
+pub(crate) fn inspect(data: &[u8]) -> Result<ElfInfo> {
+    let Some(ident) = ident(data) else {
+        if is_elf(data) {
+            bail!("truncated or malformed ELF header: {} bytes", data.len());
+        }
         bail!("not an ELF file");
+    };
+    if ident.class != elf::ELFCLASS64 {
+        match machine(data) {
+            Some(m) => bail!("not a 64-bit ELF file (a 32-bit one for {})", elf_machine_name(m)),
+            None => bail!("not a 64-bit ELF file"),
+        }
     }
-    if data.len() < 5 || data[4] != elf::ELFCLASS64.0 {
-        bail!("not a 64-bit ELF file");
-    }
-    if data.len() < 6 || data[5] != elf::ELFDATA2LSB.0 {
+    if ident.data != elf::ELFDATA2LSB {
         bail!("not a little-endian ELF file");
     }
     let header = match elf::FileHeader64::<Endianness>::parse(data) {
@@ -67,7 +96,7 @@ pub fn inspect(data: &[u8]) -> Result<ElfInfo> {
 }
 
 /// Fails unless `data` is 64-bit little-endian ELF for `arch`.
-pub fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
+pub(crate) fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
     let info = inspect(data)?;
     if info.machine != arch.elf_machine() {
         bail!(
@@ -82,7 +111,7 @@ pub fn check_arch(data: &[u8], arch: Arch) -> Result<ElfInfo> {
 
 /// Minimal ELF headers for tests: just enough for `inspect` to read.
 #[cfg(test)]
-pub fn fake_elf(machine: u16, e_type: u16) -> Vec<u8> {
+pub(crate) fn fake_elf(machine: u16, e_type: u16) -> Vec<u8> {
     let mut h = vec![0u8; 64];
     h[..4].copy_from_slice(&elf::ELFMAG);
     h[4] = elf::ELFCLASS64.0;
@@ -110,9 +139,21 @@ mod tests {
     }
 
     #[test]
+    fn machine_of_a_header() {
+        let x = fake_elf(elf::EM_AARCH64.0, elf::ET_EXEC.0);
+        assert_eq!(machine(&x), Some(elf::EM_AARCH64.0));
+        assert_eq!(machine(b"#!/bin/sh\n"), None);
+        let mut x32 = x.clone();
+        x32[4] = elf::ELFCLASS32.0;
+        x32[18..20].copy_from_slice(&elf::EM_386.0.to_le_bytes());
+        assert_eq!(machine(&x32[..52]), Some(elf::EM_386.0));
+        assert!(inspect(&x32).unwrap_err().to_string().contains("a 32-bit one for i386"));
+    }
+
+    #[test]
     fn non_elf_and_truncated_are_errors() {
         assert!(inspect(b"#!/bin/sh\n").is_err());
-        assert!(inspect(&elf::ELFMAG).is_err());
+        assert!(inspect(&elf::ELFMAG).unwrap_err().to_string().contains("truncated"));
         let mut x = fake_elf(elf::EM_X86_64.0, elf::ET_EXEC.0);
         x[4] = elf::ELFCLASS32.0;
         assert!(inspect(&x).unwrap_err().to_string().contains("64-bit"));

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub struct Progress {
+pub(crate) struct Progress {
     multi: MultiProgress,
     enabled: bool,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub(crate) fn new(quiet: bool) -> Progress {
         let enabled = !quiet && std::io::stderr().is_terminal();
         let target = if enabled {
             ProgressDrawTarget::stderr()
@@ -25,7 +25,7 @@ impl Progress {
     }
 
     /// A spinner for one piece of work; finish it with `done`.
-    pub fn step(&self, what: impl Into<String>) -> ProgressBar {
+    pub(crate) fn step(&self, what: impl Into<String>) -> ProgressBar {
         if !self.enabled {
             return ProgressBar::hidden();
         }

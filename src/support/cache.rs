@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// `$LAYERBUILD_CACHE`, else `$XDG_CACHE_HOME/layerbuild`, else `~/.cache/layerbuild`.
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     if let Some(p) = std::env::var_os("LAYERBUILD_CACHE").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }

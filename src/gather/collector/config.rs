@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_norway::Value;
 
-pub fn check_file(path: &Path) -> Result<()> {
+pub(crate) fn check_file(path: &Path) -> Result<()> {
     let text = fs_err::read_to_string(path)
         .context("the collector config is missing: fix collector.config.src in the spec")?;
     check(&text).with_context(|| format!("{}: invalid collector config", path.display()))
@@ -32,7 +32,7 @@ fn list<'a>(v: Option<&'a Value>, what: &str) -> Result<Vec<&'a str>> {
     }
 }
 
-pub fn check(text: &str) -> Result<()> {
+pub(crate) fn check(text: &str) -> Result<()> {
     let doc: Value = serde_norway::from_str(text)?;
     if !doc.is_mapping() {
         bail!("the top level must be a mapping with receivers, exporters and service");
