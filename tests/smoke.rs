@@ -716,9 +716,8 @@ fn like_the_rie_nothing_is_delivered_and_the_subscriber_falls_back() {
     assert!(run["invocations"][2]["invoke_ms"].as_u64().unwrap() >= 300);
 }
 
-#[test]
-#[ignore = "needs the real default layer: run make layers first"]
-fn the_real_amd64_layer_passes() {
+/// `layerbuild smoke --json` on the real default amd64 layer from `dist/`.
+fn smoke_real_amd64(extra: &[&str]) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let zip = root.join("dist/aws-otel-python-amd64-ver-1-20-0.zip");
     assert!(
@@ -730,11 +729,61 @@ fn the_real_amd64_layer_passes() {
         .env_remove("LAYERBUILD_CACHE")
         .arg("smoke")
         .arg(&zip)
-        .args(["--free-ports", "--timeout", "120"])
+        .args(["--free-ports", "--timeout", "120", "--json"])
+        .args(extra)
         .timeout(std::time::Duration::from_secs(900))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("smoke: PASS"), "{text}");
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.success(), report["passed"] == true);
+    report
+}
+
+/// Names of the failed checks of every run, and each run's failure when it stopped early.
+fn failed_checks(report: &Value) -> Vec<String> {
+    let mut failed = Vec::new();
+    for run in report["runs"].as_array().unwrap() {
+        for c in run["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true) {
+            failed.push(format!("{} {}: {}", run["runtime"], c["name"], c["detail"]));
+        }
+        if run["checks"].as_array().unwrap().is_empty() {
+            failed.push(format!("{}: {}", run["runtime"], run["failure"]));
+        }
+    }
+    failed
+}
+
+#[test]
+#[ignore = "needs the real default layer: run make layers first"]
+fn the_real_amd64_layer_passes() {
+    let report = smoke_real_amd64(&[]);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "python3.8 and python3.9: {report:#}");
+    for run in runs {
+        assert_eq!(run["invocations"].as_array().unwrap().len(), 3, "{run:#}");
+    }
+    // Whether spans beat the freeze is the collector's part (issue 12), checked below on its own.
+    let failed: Vec<String> = failed_checks(&report)
+        .into_iter()
+        .filter(|c| !c.contains("spans before the freeze"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+#[ignore = "needs the real default layer (make layers) and a collector that delivers before event/next (issue 12)"]
+fn the_real_amd64_layer_delivers_spans_before_each_freeze() {
+    let report = smoke_real_amd64(&["--warm-invokes", "3"]);
+    let failed = failed_checks(&report);
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Off the invoke's path: a backend 300 ms away costs a warm invoke (almost) nothing.
+    for run in report["runs"].as_array().unwrap() {
+        let warm = &run["warm_invoke_ms"];
+        let (at_once, late) = (
+            warm["median_at_once_ms"].as_u64().unwrap(),
+            warm["median_late_ms"].as_u64().unwrap(),
+        );
+        assert!(late <= at_once + 10, "{}: {warm}", run["runtime"]);
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::FUNCTION_NAME;
 use super::emulator::{Invocation, Outcome, State};
 use super::receiver::{self, Received, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Span};
-use super::report::{Check, InvocationReport, backend};
+use super::report::{BEFORE_FREEZE, Check, InvocationReport, backend};
 use super::stage::posted_error_text;
 use crate::arch::{Arch, elf_machine_name};
 use crate::runtime::Runtime;
@@ -194,7 +194,7 @@ pub(crate) fn invocation_spans<'a>(got: &'a Received, request_id: &str) -> Vec<&
 /// Did the invocation's spans reach the receiver before Lambda froze the sandbox?
 pub(crate) fn before_freeze_check(n: usize, inv: &InvocationReport) -> Check {
     let name = format!(
-        "spans before the freeze, invocation {n} ({}, backend {})",
+        "{BEFORE_FREEZE}, invocation {n} ({}, backend {})",
         if inv.cold { "cold" } else { "warm" },
         backend(inv.backend_delay_ms)
     );

@@ -9,7 +9,7 @@ mod checks;
 mod clock;
 mod emulator;
 mod freeze;
-pub mod http;
+mod http;
 mod layer_dir;
 mod lifecycle;
 mod options;
@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub use options::SmokeArgs;
-pub use report::{Report, RunReport, render};
+use report::{Report, RunReport, render};
 
 use crate::arch::Arch;
 use crate::runtime::Runtime;
@@ -35,7 +35,7 @@ use layer_dir::Layer;
 use options::Round;
 use python::{find_python, prepare_runtime, probe_python};
 
-pub const FUNCTION_NAME: &str = "smoke-fn";
+const FUNCTION_NAME: &str = "smoke-fn";
 const HANDLER: &str = "handler.handler";
 const REGION: &str = "us-east-1";
 
@@ -68,6 +68,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) args: &'a SmokeArgs,
 }
 
+/// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
 pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
     let report = run(args)?;
     if args.json {
@@ -86,7 +87,8 @@ fn host_arch() -> Result<Arch, SmokeError> {
     Arch::parse(std::env::consts::ARCH).ok_or_else(|| SmokeError::UnsupportedHost(std::env::consts::ARCH.into()))
 }
 
-pub fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
+/// Runs the layer as the flags say and reports; an error only when nothing could run at all.
+fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
     let host = host_arch()?;
     let layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
     let arch = layer_arch(&layer, args.arch, host)?;
@@ -164,7 +166,7 @@ fn run_natively(ctx: &Ctx, layer: &Layer, report: &mut Report) -> Result<(), Smo
         };
         let prep = prepare_runtime(&interp, ctx.args);
         let run = runs::run_native(ctx, &interp, &prep, &rounds, ctx.args.freeze_hold());
-        let time_cold_starts = ctx.args.cold_start_runs > 0 && run.passed && report.cold_start.is_none();
+        let time_cold_starts = ctx.args.cold_start_runs > 0 && run.worked() && report.cold_start.is_none();
         report.runs.push(run);
         if time_cold_starts {
             report.cold_start = Some(runs::cold_start(ctx, &interp, &prep, ctx.args.cold_start_runs));

@@ -72,7 +72,8 @@ pub struct SmokeArgs {
     /// How late the receiver answers in the late rounds (a backend that far away); 0: no late rounds.
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pub(crate) late_backend_ms: u64,
-    /// After a passing run, time N more cold starts (wrapper start to handler result).
+    /// After a run where the layer worked, time N more cold starts (wrapper start to handler
+    /// result; one invocation each, no hold).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) cold_start_runs: usize,
     /// Let the collector listen on free ports instead of the layer's 4317/4318 and point the SDK there

@@ -48,6 +48,22 @@ pub struct RunReport {
     pub logs: BTreeMap<String, Vec<String>>,
     #[serde(skip)]
     pub(crate) wrapper_to_result_ms: Option<u64>,
+    /// The lifecycle ran to its end (whatever the checks say).
+    #[serde(skip)]
+    pub(crate) completed: bool,
+}
+
+/// The name every "spans before the freeze" check starts with.
+pub(crate) const BEFORE_FREEZE: &str = "spans before the freeze";
+
+impl RunReport {
+    /// The layer itself worked: the lifecycle completed and every check passed, leaving aside
+    /// whether spans beat the freeze (that is the collector's export timing, not the cold start).
+    pub(crate) fn worked(&self) -> bool {
+        self.completed
+            && !self.checks.is_empty()
+            && self.checks.iter().all(|c| c.ok || c.name.starts_with(BEFORE_FREEZE))
+    }
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -352,5 +368,32 @@ fn render_cold_start(s: &mut String, c: &ColdStart) {
     );
     for f in &c.failures {
         let _ = writeln!(s, "  cold start failure: {f}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_works_even_when_its_spans_miss_the_freeze() {
+        let check = |name: &str, ok| Check::new(name, ok, "");
+        let mut run = RunReport {
+            completed: true,
+            checks: vec![
+                check("invoke result", true),
+                check("spans before the freeze, invocation 1 (cold, backend at once)", false),
+            ],
+            ..RunReport::default()
+        };
+        assert!(run.worked());
+        run.checks.push(check("server span", false));
+        assert!(!run.worked());
+        run.checks.truncate(1);
+        run.completed = false;
+        assert!(!run.worked(), "a lifecycle that stopped early did not work");
+        assert!(!RunReport::default().worked(), "no checks, no proof");
+        assert_eq!(median(&[5, 1, 9, 3]), Some(5));
+        assert_eq!(median(&[]), None);
     }
 }

@@ -259,6 +259,7 @@ fn span_reports(spans: &[Span]) -> Vec<SpanReport> {
 /// Passed when nothing failed on the way and every check is ok; the failure is the first cause.
 /// A run that checked nothing proved nothing.
 fn conclude(r: &mut RunReport, failure: Option<String>) {
+    r.completed = failure.is_none();
     let failure = failure.or_else(|| r.checks.is_empty().then(|| "no checks ran".to_string()));
     r.passed = failure.is_none() && r.checks.iter().all(|c| c.ok);
     r.failure = failure.or_else(|| {
@@ -367,6 +368,7 @@ fn post_probe(stage: &Stage, id: &str) -> Result<(), String> {
 }
 
 /// N more native runs of the cold invocation alone, timed from the wrapper's start to the result.
+/// A run counts when the layer worked, whether or not its spans beat the freeze.
 pub(crate) fn cold_start(ctx: &Ctx, interp: &Interp, prep: &Prepared, n: usize) -> ColdStart {
     let cold_only = [Round {
         cold: true,
@@ -383,7 +385,7 @@ pub(crate) fn cold_start(ctx: &Ctx, interp: &Interp, prep: &Prepared, n: usize) 
     };
     for i in 0..n {
         let run = run_native(ctx, interp, prep, &cold_only, Duration::ZERO);
-        match (run.passed, run.wrapper_to_result_ms) {
+        match (run.worked(), run.wrapper_to_result_ms) {
             (true, Some(ms)) => {
                 c.wrapper_to_result_ms.push(ms);
                 c.init_ms.extend(run.init_ms);
