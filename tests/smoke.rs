@@ -79,7 +79,8 @@ def lambda_handler(event, context):
 ///   sending queue does), calling event/next without waiting for it;
 /// - `telemetry`: answers at once and holds the data; subscribes to the Telemetry API and, after
 ///   each INVOKE, waits for the request's platform.runtimeDone, forwards what it holds, and only
-///   then calls event/next. With no platform.start within 500 ms it falls back to `sync` for good.
+///   then calls event/next. With no platform.start within 500 ms it falls back to `sync` for good;
+/// - `drop`: answers and forwards nothing.
 ///
 /// Each decision is appended to the file `NOTES` names, for the tests to read.
 const FAKE_COLLECTOR: &str = r#"#!/usr/bin/env python3
@@ -133,6 +134,8 @@ class Otlp(Handler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if MODE == "queued":
             threading.Thread(target=forward, args=(body,)).start()
+        elif MODE == "drop":
+            pass
         else:
             with lock:
                 keep = not fallback[0]
@@ -714,6 +717,37 @@ fn like_the_rie_nothing_is_delivered_and_the_subscriber_falls_back() {
         assert_eq!(inv["spans_after_freeze"], 0, "{inv}");
     }
     assert!(run["invocations"][2]["invoke_ms"].as_u64().unwrap() >= 300);
+}
+
+#[test]
+fn a_collector_that_forwards_nothing_fails_after_one_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = replace(good_layer(), collector("drop", None));
+    let started = std::time::Instant::now();
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "100"]);
+    assert!(!ok);
+    assert!(
+        failure(&report).starts_with("server span: the receiver got no spans"),
+        "{}",
+        failure(&report)
+    );
+    let run = &report["runs"][0];
+    // The invocation itself worked; with no span coming, warm ones would only wait for the same.
+    assert_eq!(run["result"]["smoke"], "ok");
+    assert_eq!(run["invocations"].as_array().unwrap().len(), 1, "{run:#}");
+    assert_eq!(
+        freeze_check(&report, 1)["detail"],
+        format!(
+            "no span of request {} reached the receiver, before the freeze or after the thaw",
+            run["request_id"].as_str().unwrap()
+        )
+    );
+    // One bounded wait for spans (10 s), not one per invocation.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// `layerbuild smoke --json` on the real default amd64 layer from `dist/`.

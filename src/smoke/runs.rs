@@ -125,10 +125,11 @@ fn native_lifecycle(
             record_cold(r, &stage.emulator.snapshot(), &id, started);
         }
         let inv = stage.finish_invocation(&id, *round, hold, deadline)?;
-        let succeeded = inv.succeeded;
+        let go_on = inv.succeeded && reached_receiver(&inv);
         r.invocations.push(inv);
-        // A failed invocation already fails the run; warm ones would add nothing.
-        if !succeeded {
+        // A failed invocation, or one whose spans never came, already fails the run; more
+        // invocations would only spend the run's time bound waiting for the same.
+        if !go_on {
             break;
         }
     }
@@ -333,9 +334,17 @@ fn emulated_lifecycle(
         post_probe(stage, &id)?;
         stage.emulator.answer(&id, Outcome::Response(b"{}".to_vec()))?;
         let inv = stage.finish_invocation(&id, *round, hold, deadline)?;
+        let go_on = reached_receiver(&inv);
         r.invocations.push(inv);
+        if !go_on {
+            break;
+        }
     }
     Ok(())
+}
+
+fn reached_receiver(inv: &InvocationReport) -> bool {
+    inv.spans_before_freeze + inv.spans_after_freeze > 0
 }
 
 /// Posts one SERVER span for request `id` to the collector's OTLP/HTTP receiver, as the SDK's
