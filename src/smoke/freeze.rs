@@ -51,7 +51,12 @@ impl Frozen {
         self.groups
             .iter()
             .map(|(label, pgid)| {
-                let of_group: Vec<char> = members.iter().filter(|m| m.1 == *pgid).map(|m| m.2).collect();
+                // A zombie is already dead: there is nothing of it left to stop.
+                let of_group: Vec<char> = members
+                    .iter()
+                    .filter(|m| m.1 == *pgid && !matches!(m.2, 'Z' | 'X'))
+                    .map(|m| m.2)
+                    .collect();
                 GroupState {
                     label: label.clone(),
                     processes: of_group.len(),

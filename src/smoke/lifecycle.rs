@@ -229,8 +229,9 @@ impl Stage {
         let st = self.emulator.snapshot();
         let inv = st.invocation(id).ok_or_else(|| format!("invocation {id} vanished"))?;
         let succeeded = matches!(inv.outcome, Some(Outcome::Response(_)));
-        // A handler that called the target (the sample does) yields a CLIENT span too.
-        let wants_client = succeeded && self.runtime.is_some();
+        // A handler whose result carries the target's answer called it: a CLIENT span is due too.
+        let called_target = |b: &[u8]| String::from_utf8_lossy(b).contains(&self.target_body);
+        let wants_client = matches!(&inv.outcome, Some(Outcome::Response(b)) if called_target(b));
         self.receiver.wait_until(bound(deadline, SPANS_LIMIT), |got| {
             let spans = invocation_spans(got, id);
             !spans.is_empty() && (!wants_client || spans.iter().any(|s| s.kind == SPAN_KIND_CLIENT))
