@@ -17,6 +17,7 @@ use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::TreeFiles;
 use crate::python::{compile, tree};
+use crate::sbom;
 use crate::support::fs::{self, Staged};
 use crate::support::progress::Progress;
 use crate::verify;
@@ -41,6 +42,7 @@ pub(crate) fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
         .collect::<Result<_>>()?;
     let mut built = Vec::new();
     for s in staged {
+        s.sbom.commit(&sbom::path(&s.built.zip))?;
         s.manifest.commit(&s.built.manifest_path)?;
         s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
         s.zip.commit(&s.built.zip)?;
@@ -94,6 +96,7 @@ struct Outputs {
     zip: Staged,
     manifest: Staged,
     checksum: Staged,
+    sbom: Staged,
 }
 
 fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
@@ -124,7 +127,10 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
     )?;
     let bytes = zip_bytes.into_inner();
     let zip_path = plan.out.join(&layer.zip_name);
-    let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
+    let mut manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
+    bar.set_message("writing the SBOM");
+    let sbom_bytes = sbom::for_build(&manifest, &got.entries, plan.time).with_context(failed)?;
+    manifest.sbom = Some(sbom::record(&zip_path, &sbom_bytes));
 
     bar.set_message("verifying");
     let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
@@ -136,6 +142,7 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
             &plan.out,
             manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes(),
         )?,
+        sbom: fs::stage(&plan.out, &sbom_bytes)?,
         built: Built {
             manifest_path: manifest::manifest_path(&zip_path),
             zip: zip_path,
@@ -175,17 +182,18 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
         bytecode_runtimes: got.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
         packages,
         collector: got.collector.take(),
+        sbom: None,
         entries: listing.iter().map(ManifestEntry::from_archived).collect(),
     }
 }
 
-/// `SHA256SUMS` for every zip in the folder, built now or earlier, sorted by name.
+/// `SHA256SUMS` for every zip and SBOM in the folder, built now or earlier, sorted by name.
 fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
     let mut names: Vec<String> = fs_err::read_dir(out)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".zip") && !n.starts_with('.'))
+        .filter(|n| (n.ends_with(".zip") || n.ends_with(sbom::SUFFIX)) && !n.starts_with('.'))
         .collect();
     names.sort();
     let mut text = String::new();

@@ -11,6 +11,7 @@
 //!            python   lock -> wheels fetched -> installed -> placed per runtime -> bytecode
 //!            check    paths, duplicates, ELF machines, size     (rules shared with verify)
 //!            archive  the zip, same bytes for same inputs
+//!            sbom     the CycloneDX SBOM of the zip (also `layerbuild sbom ZIP` for any zip)
 //!            manifest the manifest and checksums beside it
 //!            verify   the zip re-read and re-checked before anything is moved into place
 //! ```
@@ -27,6 +28,7 @@ mod manifest;
 mod model;
 mod plan;
 mod python;
+mod sbom;
 mod smoke;
 mod spec;
 mod support;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::Archived;
 
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// 2: `sbom` added. Older manifests (no SBOM beside the zip) still verify.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +22,18 @@ pub(crate) struct Manifest {
     pub bytecode_runtimes: Vec<String>,
     pub packages: Vec<PackageRecord>,
     pub collector: Option<CollectorRecord>,
+    /// The CycloneDX SBOM written beside the zip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomRecord>,
     pub entries: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SbomRecord {
+    /// File name, in the zip's folder.
+    pub file: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

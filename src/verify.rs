@@ -66,6 +66,7 @@ pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> 
             ));
         }
     }
+    crate::sbom::verify_beside(zip_path, &manifest)?;
     Ok(summary)
 }
 

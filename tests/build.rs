@@ -45,9 +45,11 @@ fn two_builds_in_different_dirs_give_identical_zips() {
         files_in(&a.path().join("dist")),
         [
             "SHA256SUMS",
+            "demo-layer-amd64-ver-1-2-3.cdx.json",
             "demo-layer-amd64-ver-1-2-3.manifest.json",
             AMD64_ZIP,
             "demo-layer-amd64-ver-1-2-3.zip.sha256",
+            "demo-layer-arm64-ver-1-2-3.cdx.json",
             "demo-layer-arm64-ver-1-2-3.manifest.json",
             ARM64_ZIP,
             "demo-layer-arm64-ver-1-2-3.zip.sha256",

@@ -45,6 +45,7 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
                     "arch": m.layer.arch,
                     "zip": b.zip,
                     "manifest": b.manifest_path,
+                    "sbom": crate::sbom::path(&b.zip),
                     "size": m.zip.size,
                     "unzipped_size": m.zip.unzipped_size,
                     "entries": m.entries.len(),

@@ -5,6 +5,7 @@ mod build;
 mod input;
 mod lock;
 mod plan;
+mod sbom;
 mod verify;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Resolve python.requirements with pip for every architecture and runtime; write python.lock.
     Lock(lock::LockArgs),
+    /// Print the CycloneDX SBOM of any layer zip, read from the zip alone.
+    Sbom(sbom::SbomArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
     Smoke(crate::smoke::SmokeArgs),
 }
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Verify(args)) => verify::run(&args),
         Some(Command::Smoke(args)) => crate::smoke::command(&args),
         Some(Command::Lock(args)) => lock::run(&args),
+        Some(Command::Sbom(args)) => sbom::run(&args),
     }
 }

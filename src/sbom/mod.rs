@@ -1,0 +1,203 @@
+//! The layer's CycloneDX SBOM: written by `build` beside each zip, printed by `sbom` for any
+//! zip, checked by `verify` against the zip it sits beside.
+//!
+//! ```text
+//! layer       the layer's files: a build's entries, or a zip read on its own
+//! python      dist-info folders: METADATA (name, version, license), WHEEL, RECORD
+//! gobuild     Go build info of ELF programs (`.go.buildinfo`)
+//! inventory   files sorted into distributions, programs and the layer's own files
+//! document    the CycloneDX document, built with the cyclonedx-bom model
+//! check       does an SBOM describe this zip?
+//! ```
+
+mod check;
+mod document;
+mod gobuild;
+mod inventory;
+mod layer;
+mod python;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, SbomRecord};
+use crate::model::arch::Arch;
+use crate::model::entry::Entry;
+use inventory::{Inventory, Known, LayerId};
+
+pub(crate) use check::check;
+
+/// Failures of making or checking an SBOM.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SbomError {
+    #[error("{0}")]
+    Zip(String),
+    #[error("`{path}` {problem}")]
+    Read { path: String, problem: String },
+    #[error("cannot write the SBOM ({0}): a layerbuild bug, please report it")]
+    Write(String),
+    #[error("{}: {problem}: the SBOM does not describe the zip beside it; rebuild the layer", sbom.display())]
+    Mismatch { sbom: PathBuf, problem: String },
+}
+
+/// What follows the zip's stem in the SBOM's file name.
+pub(crate) const SUFFIX: &str = ".cdx.json";
+
+/// `dist/x-ver-1-0-0.zip` -> `dist/x-ver-1-0-0.cdx.json`.
+pub(crate) fn path(zip: &Path) -> PathBuf {
+    let stem = zip
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    zip.with_file_name(format!("{stem}{SUFFIX}"))
+}
+
+/// The manifest's record of the SBOM written beside `zip`.
+pub(crate) fn record(zip: &Path, sbom: &[u8]) -> SbomRecord {
+    SbomRecord {
+        file: path(zip)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: hex::encode(Sha256::digest(sbom)),
+    }
+}
+
+/// The SBOM of a layer just built, from its entries and what its manifest knows (the wheels,
+/// the collector), checked against the manifest the way `verify` will check it.
+pub(crate) fn for_build(manifest: &Manifest, entries: &[Entry], time: zip::DateTime) -> Result<Vec<u8>, SbomError> {
+    let mut files = layer::Built::new(entries, &manifest.entries);
+    let known = Known {
+        packages: Some(&manifest.packages),
+        collector: manifest.collector.as_ref().map(|c| c.path.as_str()),
+    };
+    let layer = LayerId {
+        name: manifest.layer.name.clone(),
+        version: Some(manifest.layer.version.clone()),
+        arch: Some(manifest.layer.arch.clone()),
+        runtimes: manifest.layer.runtimes.clone(),
+        zip_sha256: manifest.zip.sha256.clone(),
+        time: iso8601(time),
+        made_from: "build",
+    };
+    let json = document::json(&inventory::gather(&mut files, &known, layer)?)?;
+    check(&json, &path(Path::new(&manifest.zip.file)), manifest)?;
+    Ok(json)
+}
+
+/// The SBOM of any layer zip, from the zip alone: no wheel hashes, and the layer's name,
+/// version and architecture from an ADOT-style file name (`name-amd64-ver-1-20-0.zip`) or
+/// the programs' Go build settings.
+pub(crate) fn for_zip(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, SbomError> {
+    let mut files = layer::Zipped::new(bytes)?;
+    let (name, version, arch) = name_parts(file_name);
+    let layer = LayerId {
+        name,
+        version,
+        arch: arch.map(|a| a.lambda_name().to_string()),
+        runtimes: Vec::new(),
+        zip_sha256: hex::encode(Sha256::digest(bytes)),
+        time: iso8601(files.newest.unwrap_or_default()),
+        made_from: "zip",
+    };
+    let mut inv = inventory::gather(&mut files, &Known::default(), layer)?;
+    if inv.layer.arch.is_none() {
+        inv.layer.arch = go_arch(&inv);
+    }
+    document::json(&inv)
+}
+
+/// `aws-otel-python-amd64-ver-1-20-0.zip` -> (`aws-otel-python`, `1.20.0`, x86_64).
+fn name_parts(file_name: &str) -> (String, Option<String>, Option<Arch>) {
+    let stem = file_name.strip_suffix(".zip").unwrap_or(file_name);
+    let Some((head, ver)) = stem.rsplit_once("-ver-") else {
+        return (stem.to_string(), None, None);
+    };
+    let version = Some(ver.replace('-', ".")).filter(|v| !v.is_empty());
+    match head.rsplit_once('-') {
+        Some((name, arch)) if Arch::parse(arch).is_some() => (name.to_string(), version, Arch::parse(arch)),
+        _ => (head.to_string(), version, None),
+    }
+}
+
+/// The architecture the programs were built for, when they all agree.
+fn go_arch(inv: &Inventory) -> Option<String> {
+    let mut arches = inv.programs.iter().filter_map(|p| {
+        let info = p.go.as_ref().ok()?;
+        let goarch = info.settings.iter().find(|(k, _)| k == "GOARCH")?;
+        Arch::parse(&goarch.1)
+    });
+    let first = arches.next()?;
+    arches.all(|a| a == first).then(|| first.lambda_name().to_string())
+}
+
+/// A zip time (UTC, as layerbuild writes it) in ISO 8601.
+fn iso8601(t: zip::DateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Checks the SBOM the manifest records beside `zip`: present, describing the zip, and the
+/// bytes the manifest hashed. Manifests from before SBOMs (schema 1) record none.
+pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomError> {
+    let Some(rec) = &manifest.sbom else {
+        return Ok(());
+    };
+    // The name comes from the zip's, never from the manifest: a manifest must not point
+    // verify at some other file.
+    let sbom_path = path(zip);
+    let bad = |problem: String| SbomError::Mismatch {
+        sbom: sbom_path.clone(),
+        problem,
+    };
+    if record(zip, b"").file != rec.file {
+        return Err(bad(format!("the manifest names the SBOM `{}` instead", rec.file)));
+    }
+    let bytes = fs_err::read(&sbom_path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    check(&bytes, &sbom_path, manifest)?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if sha != rec.sha256 {
+        return Err(bad(format!(
+            "sha256 is {sha} but the manifest says {}: it was changed after the build",
+            rec.sha256
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_zip() {
+        assert_eq!(
+            path(Path::new("dist/aws-otel-python-arm64-ver-1-20-0.zip")),
+            Path::new("dist/aws-otel-python-arm64-ver-1-20-0.cdx.json")
+        );
+        assert_eq!(
+            name_parts("aws-otel-python-amd64-ver-1-20-0.zip"),
+            (
+                "aws-otel-python".to_string(),
+                Some("1.20.0".to_string()),
+                Some(Arch::X86_64)
+            )
+        );
+        assert_eq!(
+            name_parts("layer-ver-2.zip"),
+            ("layer".to_string(), Some("2".to_string()), None)
+        );
+        assert_eq!(name_parts("mine.zip"), ("mine".to_string(), None, None));
+        let t = crate::archive::dos_time_from_unix(1_700_000_000);
+        assert_eq!(iso8601(t), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(zip::DateTime::default()), "1980-01-01T00:00:00Z");
+    }
+}
