@@ -376,6 +376,62 @@ pub(crate) mod tests {
         assert!(info.deps.is_empty());
     }
 
+    /// A real program with a module replaced by a local folder, read by us and by Go.
+    #[test]
+    #[ignore = "needs go"]
+    fn reads_what_go_version_m_reads() {
+        use std::process::Command;
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("lib/go.mod", "module example.com/lib\n\ngo 1.21\n");
+        w("lib/lib.go", "package lib\n\nfunc Hello() string { return \"hi\" }\n");
+        w(
+            "app/go.mod",
+            "module example.com/app\n\ngo 1.21\n\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ../lib\n",
+        );
+        w(
+            "app/main.go",
+            "package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(lib.Hello()) }\n",
+        );
+        let go = |args: &[&str]| {
+            let out = Command::new("go")
+                .args(args)
+                .current_dir(d.path().join("app"))
+                .env("CGO_ENABLED", "0")
+                .env("GOPROXY", "off")
+                .env("GOFLAGS", "-mod=mod")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "go {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        go(&["build", "-trimpath", "-o", "app.bin", "."]);
+        let info = read_elf(&std::fs::read(d.path().join("app/app.bin")).unwrap()).unwrap();
+        assert_eq!(info.go_version, go(&["env", "GOVERSION"]).trim());
+        assert_eq!(info.path.as_deref(), Some("example.com/app"));
+        assert_eq!(info.main.as_ref().unwrap().path, "example.com/app");
+        let lib = &info.deps[0];
+        assert_eq!((lib.path.as_str(), lib.version.as_str()), ("example.com/lib", "v0.0.0"));
+        assert_eq!(lib.effective().path, "../lib");
+        let printed = go(&["version", "-m", "app.bin"]);
+        let settings: Vec<String> = printed
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("build\t"))
+            .map(str::to_string)
+            .collect();
+        let ours: Vec<String> = info.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert!(settings.contains(&"-trimpath=true".to_string()), "{printed}");
+        assert_eq!(ours, settings);
+    }
+
     #[test]
     fn quoted_settings() {
         assert_eq!(

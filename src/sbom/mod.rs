@@ -176,6 +176,49 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::entry::{Entry, bytes};
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let entries: Vec<Entry> = files
+            .iter()
+            .map(|(p, t)| Entry::file(*p, false, bytes(t.as_bytes()), "test"))
+            .collect();
+        let mut out = std::io::Cursor::new(Vec::new());
+        crate::archive::write(
+            &entries,
+            crate::archive::dos_time_from_unix(1_700_000_000),
+            &mut out,
+            None,
+        )
+        .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn same_zip_same_bytes_and_another_zip_another_serial() {
+        let dist = "python/pkg-1.0.dist-info";
+        let a = zip_of(&[
+            (&format!("{dist}/METADATA"), "Name: pkg\nVersion: 1.0\nLicense: MIT\n"),
+            (&format!("{dist}/RECORD"), "pkg/__init__.py,,\n"),
+            ("python/pkg/__init__.py", ""),
+            ("otel-instrument", "#!/bin/sh\n"),
+        ]);
+        let first = for_zip(&a, "l-amd64-ver-1-0.zip").unwrap();
+        assert_eq!(first, for_zip(&a, "l-amd64-ver-1-0.zip").unwrap());
+        let doc: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(doc["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(doc["components"][0]["purl"], "pkg:pypi/pkg@1.0");
+        assert_eq!(doc["components"][1]["name"], "otel-instrument");
+        assert_eq!(
+            doc["components"].as_array().unwrap().len(),
+            2,
+            "the RECORD owns pkg/__init__.py"
+        );
+        let b = zip_of(&[("otel-instrument", "#!/bin/sh\nexit 0\n")]);
+        let other: serde_json::Value = serde_json::from_slice(&for_zip(&b, "l-amd64-ver-1-0.zip").unwrap()).unwrap();
+        assert_ne!(doc["serialNumber"], other["serialNumber"]);
+        assert!(matches!(for_zip(b"not a zip", "x.zip"), Err(SbomError::Zip(_))));
+    }
 
     #[test]
     fn names_from_the_zip() {

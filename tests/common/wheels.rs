@@ -18,6 +18,8 @@ pub struct Wheel {
     pub entry_points: Option<String>,
     /// Replace one file's RECORD hash with this value.
     pub bad_record: Option<(String, String)>,
+    /// More METADATA header lines, such as `License: MIT`.
+    pub metadata: String,
 }
 
 impl Wheel {
@@ -29,7 +31,15 @@ impl Wheel {
             files: Vec::new(),
             entry_points: None,
             bad_record: None,
+            metadata: String::new(),
         }
+    }
+
+    /// Adds a METADATA header line.
+    pub fn meta(mut self, line: &str) -> Wheel {
+        self.metadata.push_str(line);
+        self.metadata.push('\n');
+        self
     }
 
     pub fn file(mut self, path: &str, data: &[u8]) -> Wheel {
@@ -51,8 +61,8 @@ impl Wheel {
         files.push((
             format!("{di}/METADATA"),
             format!(
-                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
-                self.name, self.version
+                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}",
+                self.name, self.version, self.metadata
             )
             .into_bytes(),
         ));
