@@ -2,7 +2,7 @@
 //! they came from when the build knows them), programs with their Go build info, and the
 //! layer's own files (everything no distribution owns).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::SbomError;
 use super::gobuild::{self, BuildInfo, GoInfoError};
@@ -124,15 +124,23 @@ fn is_extension(path: &str) -> bool {
 /// Files a distribution owns: its metadata folder (or whole `.egg`), its RECORD's rows, and
 /// the bytecode of its Python files (compiled after install, so RECORD does not list it).
 fn owned_paths<'a>(paths: &'a [String], dists: &[Dist]) -> BTreeSet<&'a str> {
-    let listed: BTreeSet<&str> = dists.iter().flat_map(|d| d.owns.iter().map(String::as_str)).collect();
-    let folders: Vec<String> = dists.iter().map(|d| format!("{}/", d.folder)).collect();
+    let listed: HashSet<&str> = dists.iter().flat_map(|d| d.owns.iter().map(String::as_str)).collect();
+    let folders: HashSet<&str> = dists.iter().map(|d| d.folder.as_str()).collect();
+    let in_folder = |p: &str| {
+        let mut dir = p;
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if folders.contains(parent) {
+                return true;
+            }
+            dir = parent;
+        }
+        false
+    };
     paths
         .iter()
         .map(String::as_str)
         .filter(|p| {
-            listed.contains(p)
-                || folders.iter().any(|f| p.starts_with(f.as_str()))
-                || pyc_source(p).is_some_and(|src| listed.contains(src.as_str()))
+            listed.contains(p) || in_folder(p) || pyc_source(p).is_some_and(|src| listed.contains(src.as_str()))
         })
         .collect()
 }
@@ -152,17 +160,16 @@ fn from_wheels(
     layer_runtimes: &[String],
 ) -> Result<Vec<PythonDist>, SbomError> {
     let mut used = vec![false; dists.len()];
+    let names: Vec<String> = dists.iter().map(|d| normalize(&d.name)).collect();
     let mut out = Vec::new();
     for p in packages {
+        let name = normalize(&p.name);
         let serves = |d: &Dist| match &d.runtime {
             Some(rt) => p.runtimes.contains(rt),
             None => true,
         };
         let matched: Vec<usize> = (0..dists.len())
-            .filter(|&i| {
-                let d = &dists[i];
-                normalize(&d.name) == normalize(&p.name) && same_version(&d.version, &p.version) && serves(d)
-            })
+            .filter(|&i| names[i] == name && same_version(&dists[i].version, &p.version) && serves(&dists[i]))
             .collect();
         let Some(&first) = matched.first() else {
             return Err(SbomError::Read {

@@ -78,6 +78,8 @@ pub(crate) struct Zipped<'a> {
     paths: Vec<String>,
     /// Zip path -> member index.
     index: HashMap<String, usize>,
+    /// The sha256 of every member read so far: the collector is unpacked once, not twice.
+    sums: HashMap<String, String>,
     /// The newest member time, as the zip stores it (no time zone: layerbuild writes UTC).
     pub newest: Option<zip::DateTime>,
 }
@@ -109,6 +111,7 @@ impl<'a> Zipped<'a> {
             zip,
             paths,
             index,
+            sums: HashMap::new(),
             newest,
         })
     }
@@ -151,10 +154,15 @@ impl LayerFiles for Zipped<'_> {
                 "unpacks to more than {MAX_MEMBER} bytes, more than Lambda allows a whole layer"
             )));
         }
+        self.sums.insert(path.to_string(), hex::encode(Sha256::digest(&data)));
         Ok(data.into())
     }
 
     fn sha256(&mut self, path: &str) -> Result<String, SbomError> {
-        Ok(hex::encode(Sha256::digest(self.read(path)?)))
+        if let Some(sum) = self.sums.get(path) {
+            return Ok(sum.clone());
+        }
+        self.read(path)?;
+        Ok(self.sums[path].clone())
     }
 }
