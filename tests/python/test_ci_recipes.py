@@ -23,7 +23,8 @@ PAGE = ROOT / "docs" / "ci.md"
 ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 CHECK_JSONSCHEMA = "check-jsonschema==0.39.0"
 CACHE_INPUTS = ("layer-src/requirements.txt", "collector/go.sum")
-ARTIFACTS = ("dist/*.zip", "dist/*.manifest.json", "dist/*.sha256", "dist/SHA256SUMS")
+# SHA256SUMS lists the SBOMs (*.cdx.json) too: keep them, or `sha256sum -c` fails on the copy.
+ARTIFACTS = ("dist/*.zip", "dist/*.manifest.json", "dist/*.cdx.json", "dist/*.sha256", "dist/SHA256SUMS")
 
 
 def _actionlint() -> Path:
