@@ -58,17 +58,17 @@ pub(crate) fn json(inv: &Inventory) -> Result<Vec<u8>, SbomError> {
 }
 
 fn bom(inv: &Inventory) -> Result<Bom, SbomError> {
-    let layer = layer_component(&inv.layer)?;
+    let layer = layer_component(&inv.layer);
     let layer_ref = layer.bom_ref.clone().expect("the layer has a ref");
     let mut components = Vec::new();
     let mut top = Vec::new();
     for d in &inv.python {
-        components.push(python_component(d)?);
+        components.push(python_component(d));
     }
     let mut modules: BTreeMap<String, Component> = BTreeMap::new();
     let mut dependencies = Vec::new();
     for p in &inv.programs {
-        let (c, deps) = program_component(p, &mut modules)?;
+        let (c, deps) = program_component(p, &mut modules);
         dependencies.push(Dependency {
             dependency_ref: c.bom_ref.clone().expect("a program has a ref"),
             dependencies: deps,
@@ -132,18 +132,24 @@ fn tools() -> Tools {
     }
 }
 
-fn layer_component(layer: &LayerId) -> Result<Component, SbomError> {
-    let mut purl = purl::GenericPurlBuilder::new("generic".to_string(), layer.name.as_str());
+fn layer_component(layer: &LayerId) -> Component {
+    let mut b = purl::GenericPurlBuilder::new("generic".to_string(), layer.name.as_str());
     if let Some(v) = &layer.version {
-        purl = purl.with_version(v.as_str());
+        b = b.with_version(v.as_str());
     }
-    if let Some(arch) = &layer.arch {
-        purl = purl.with_qualifier("arch", arch.as_str()).map_err(write_err)?;
-    }
-    let purl = purl.build().map_err(write_err)?.to_string();
-    let mut c = Component::new(Classification::Library, &layer.name, "", Some(purl.clone()));
+    let purl = match &layer.arch {
+        Some(arch) => b
+            .with_qualifier("arch", arch.as_str())
+            .ok()
+            .and_then(|b| cdx_purl(b.build())),
+        None => cdx_purl(b.build()),
+    };
+    let bom_ref = purl
+        .as_ref()
+        .map_or_else(|| format!("layer:{}", layer.name), |p| p.to_string());
+    let mut c = Component::new(Classification::Library, &layer.name, "", Some(bom_ref));
     c.version = layer.version.as_deref().map(Into::into);
-    c.purl = Some(parse_purl(&purl));
+    c.purl = purl;
     c.hashes = sha256(&layer.zip_sha256);
     let mut p = Vec::new();
     if let Some(arch) = &layer.arch {
@@ -153,21 +159,19 @@ fn layer_component(layer: &LayerId) -> Result<Component, SbomError> {
         p.push((prop::RUNTIMES, layer.runtimes.join(",")));
     }
     c.properties = props(p);
-    Ok(c)
+    c
 }
 
-fn python_component(d: &PythonDist) -> Result<Component, SbomError> {
+fn python_component(d: &PythonDist) -> Component {
     let purl = purl::PurlBuilder::new(purl::PackageType::PyPI, d.name.as_str())
         .with_version(d.version.as_str())
-        .build()
-        .map_err(write_err)?
-        .to_string();
+        .build();
     let bom_ref = match &d.wheel {
         Some(w) => format!("wheel:{}", w.file),
         None => format!("python:{}", d.dist_infos.first().map(String::as_str).unwrap_or(&d.name)),
     };
     let mut c = Component::new(Classification::Library, &d.name, &d.version, Some(bom_ref));
-    c.purl = Some(parse_purl(&purl));
+    c.purl = cdx_purl(purl);
     c.hashes = d.wheel.as_ref().and_then(|w| sha256(&w.sha256));
     if !d.licenses.is_empty() {
         c.licenses = Some(Licenses(d.licenses.iter().map(license).collect()));
@@ -183,7 +187,7 @@ fn python_component(d: &PythonDist) -> Result<Component, SbomError> {
         p.push((prop::PY_WHEEL, w.file.clone()));
     }
     c.properties = props(p);
-    Ok(c)
+    c
 }
 
 fn license(l: &LicenseRef) -> LicenseChoice {
@@ -196,10 +200,7 @@ fn license(l: &LicenseRef) -> LicenseChoice {
 
 /// A program, named by its Go main module when it has build info, and the refs of the
 /// modules linked into it (added to `modules`, shared between programs).
-fn program_component(
-    p: &Program,
-    modules: &mut BTreeMap<String, Component>,
-) -> Result<(Component, Vec<String>), SbomError> {
+fn program_component(p: &Program, modules: &mut BTreeMap<String, Component>) -> (Component, Vec<String>) {
     let mut c = Component::new(Classification::Application, &p.path, "", Some(file_ref(&p.path)));
     c.version = None;
     c.hashes = sha256(&p.sha256);
@@ -210,7 +211,7 @@ fn program_component(
             if let Some(main) = &info.main {
                 c.name = main.path.as_str().into();
                 c.version = Some(main.version.as_str().into());
-                c.purl = golang_purl(main)?;
+                c.purl = golang_purl(main);
             }
             props_of.push((prop::GO_VERSION, info.go_version.clone()));
             if let Some(pkg) = &info.path {
@@ -224,8 +225,7 @@ fn program_component(
                 .iter()
                 .map(module_component)
                 .chain([stdlib_component(&info.go_version)]);
-            for item in linked {
-                let (r, component) = item?;
+            for (r, component) in linked {
                 modules.entry(r.clone()).or_insert(component);
                 deps.push(r);
             }
@@ -235,18 +235,18 @@ fn program_component(
     deps.sort();
     deps.dedup();
     c.properties = props(props_of);
-    Ok((c, deps))
+    (c, deps)
 }
 
 /// The module actually linked in; a replacement names the module it replaced in a property.
-fn module_component(m: &Module) -> Result<(String, Component), SbomError> {
+fn module_component(m: &Module) -> (String, Component) {
     let used = m.effective();
     let r = format!("go:{}@{}", used.path, used.version);
     let mut c = Component::new(Classification::Library, &used.path, &used.version, Some(r.clone()));
     if used.version.is_empty() {
         c.version = None;
     }
-    c.purl = golang_purl(used)?;
+    c.purl = golang_purl(used);
     c.hashes = used
         .sum
         .as_deref()
@@ -255,40 +255,44 @@ fn module_component(m: &Module) -> Result<(String, Component), SbomError> {
     if used != m {
         c.properties = props(vec![(prop::GO_REPLACES, format!("{}@{}", m.path, m.version))]);
     }
-    Ok((r, c))
+    (r, c)
 }
 
 /// Go's standard library as the module `stdlib`, the way Go's vulnerability database and
 /// scanners such as syft name it: version `go1.26.8`, purl version `1.26.8`.
-fn stdlib_component(go_version: &str) -> Result<(String, Component), SbomError> {
+fn stdlib_component(go_version: &str) -> (String, Component) {
     // `go1.26.8 X:boringcrypto`: experiments follow the version.
     let version = go_version.split_whitespace().next().unwrap_or(go_version);
     let r = format!("go:stdlib@{version}");
     let mut c = Component::new(Classification::Library, "stdlib", version, Some(r.clone()));
     let purl = purl::PurlBuilder::new(purl::PackageType::Golang, "stdlib")
         .with_version(version.strip_prefix("go").unwrap_or(version))
-        .build()
-        .map_err(write_err)?;
-    c.purl = Some(parse_purl(&purl.to_string()));
-    Ok((r, c))
+        .build();
+    c.purl = cdx_purl(purl);
+    (r, c)
 }
 
-/// `pkg:golang/github.com/a/b@v1.2.3`; none for a local folder (`../x`) or a version Go made
-/// up for a local build (`(devel)`), which no registry knows.
-fn golang_purl(m: &Module) -> Result<Option<Purl>, SbomError> {
+/// `pkg:golang/github.com/a/b@v1.2.3`, without version for the one Go makes up for a local
+/// build (`(devel)`); none for a local folder (`../x`), which no registry knows.
+fn golang_purl(m: &Module) -> Option<Purl> {
     if m.path.starts_with('.') || m.path.starts_with('/') {
-        return Ok(None);
+        return None;
     }
     let (namespace, name) = m.path.rsplit_once('/').unwrap_or(("", m.path.as_str()));
     let mut b = purl::PurlBuilder::new(purl::PackageType::Golang, name).with_namespace(namespace);
     if !m.version.is_empty() && m.version != "(devel)" {
         b = b.with_version(m.version.as_str());
     }
-    Ok(Some(parse_purl(&b.build().map_err(write_err)?.to_string())))
+    cdx_purl(b.build())
 }
 
-fn parse_purl(s: &str) -> Purl {
-    s.parse().expect("a purl from the purl builder")
+/// The purl the builder made, in the document's type; none when the name cannot make one (a
+/// zip read on its own may hold anything).
+fn cdx_purl<T, E>(built: Result<purl::GenericPurl<T>, E>) -> Option<Purl>
+where
+    T: purl::PurlShape,
+{
+    built.ok()?.to_string().parse().ok()
 }
 
 fn file_ref(path: &str) -> String {
@@ -306,6 +310,34 @@ fn props(p: Vec<(&str, String)>) -> Option<Properties> {
     (!p.is_empty()).then(|| Properties(p.into_iter().map(|(k, v)| Property::new(k, &v)).collect()))
 }
 
-fn write_err(e: impl std::fmt::Display) -> SbomError {
-    SbomError::Write(e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(path: &str, version: &str) -> Module {
+        Module {
+            path: path.into(),
+            version: version.into(),
+            sum: None,
+            replace: None,
+        }
+    }
+
+    #[test]
+    fn purls_for_what_registries_know_and_none_for_the_rest() {
+        let purl = |m: &Module| golang_purl(m).map(|p| p.to_string());
+        assert_eq!(
+            purl(&module("github.com/a/b", "v1.2.3")).as_deref(),
+            Some("pkg:golang/github.com/a/b@v1.2.3")
+        );
+        assert_eq!(
+            purl(&module("example.com/app", "(devel)")).as_deref(),
+            Some("pkg:golang/example.com/app")
+        );
+        assert_eq!(purl(&module("../local", "")), None);
+        assert_eq!(purl(&module("", "v1")), None, "no name, no purl, no failure");
+        let (r, stdlib) = stdlib_component("go1.26.8 X:boringcrypto");
+        assert_eq!(r, "go:stdlib@go1.26.8");
+        assert_eq!(stdlib.purl.unwrap().to_string(), "pkg:golang/stdlib@1.26.8");
+    }
 }

@@ -41,6 +41,9 @@ pub(crate) enum SbomError {
     Mismatch { sbom: PathBuf, problem: String },
 }
 
+/// A layer's SBOM is about 170 KB; verify reads no file larger than this as one.
+const MAX_SBOM: u64 = 64 << 20;
+
 /// What follows the zip's stem in the SBOM's file name.
 pub(crate) const SUFFIX: &str = ".cdx.json";
 
@@ -160,6 +163,12 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomE
     };
     if record(zip, b"").file != rec.file {
         return Err(bad(format!("the manifest names the SBOM `{}` instead", rec.file)));
+    }
+    let size = fs_err::metadata(&sbom_path)
+        .map_err(|e| bad(format!("cannot be read ({e})")))?
+        .len();
+    if size > MAX_SBOM {
+        return Err(bad(format!("is {size} bytes, more than any layer's SBOM ({MAX_SBOM})")));
     }
     let bytes = fs_err::read(&sbom_path).map_err(|e| bad(format!("cannot be read ({e})")))?;
     check(&bytes, &sbom_path, manifest)?;
