@@ -472,3 +472,21 @@ fn the_default_layers_rebuild_to_the_same_sbom() {
         );
     }
 }
+
+#[test]
+fn verify_takes_manifests_from_before_sboms() {
+    let d = tempfile::tempdir().unwrap();
+    fixture(d.path());
+    build(d.path());
+    let path = d.path().join("dist/demo-layer-amd64-ver-1-2-3.manifest.json");
+    let mut manifest = read_json(&path);
+    manifest["schema_version"] = 1.into();
+    manifest.as_object_mut().unwrap().remove("sbom");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    // A schema 1 manifest names no SBOM: the one beside the zip is not checked.
+    std::fs::write(d.path().join("dist").join(AMD64_SBOM), b"{}").unwrap();
+    layerbuild(d.path())
+        .args(["verify", &format!("dist/{AMD64_ZIP}")])
+        .assert()
+        .success();
+}
