@@ -2,6 +2,13 @@
 //! invocation on this machine (Runtime/Extensions API emulator, collector, OTLP receiver).
 
 pub mod http;
+// Used by the runs once the smoke split lands (issue 17, phase 2).
+#[allow(dead_code)]
+mod arm64_root;
+#[allow(dead_code)]
+mod debian_mirror;
+#[allow(dead_code)]
+mod native_probe;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
