@@ -8,7 +8,7 @@ use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 
-use crate::runtime::Runtime;
+use crate::model::runtime::Runtime;
 
 /// What a runtime's operating system offers, as the newest version of each symbol set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +199,7 @@ mod tests {
             }
         }
         let shstrtab = b"\0.dynstr\0.gnu.version_r\0.shstrtab\0".to_vec();
-        let mut data = crate::elf::fake_elf(machine, elf::ET_DYN.0);
+        let mut data = crate::check::elf::fake_elf(machine, elf::ET_DYN.0);
         let place = |data: &mut Vec<u8>, bytes: &[u8]| {
             while !data.len().is_multiple_of(8) {
                 data.push(0);
@@ -274,7 +274,7 @@ mod tests {
             ]
         );
         assert!(
-            needed_versions(&crate::elf::fake_elf(elf::EM_X86_64.0, elf::ET_DYN.0))
+            needed_versions(&crate::check::elf::fake_elf(elf::EM_X86_64.0, elf::ET_DYN.0))
                 .unwrap()
                 .is_empty()
         );

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::arch::Arch;
-use crate::runtime::Runtime;
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
 
 use super::debian_mirror::{self, Mirror};
 
@@ -695,7 +695,7 @@ mod tests {
     #[ignore = "fetches a Debian root from the mirror in apt's sources; needs root and qemu-user"]
     fn prepares_a_real_bullseye_root_once() {
         let t = tempfile::tempdir().unwrap();
-        let qemu = super::super::find_qemu(Arch::Arm64);
+        let qemu = super::super::process::find_qemu(Arch::Arm64);
         let host_is_arm = std::env::consts::ARCH == "aarch64";
         assert!(
             host_is_arm || qemu.is_some(),
