@@ -165,87 +165,88 @@ pub fn check(data: &[u8], baseline: &Baseline) -> Result<Verdict, String> {
 }
 
 #[cfg(test)]
+/// A 64-bit little-endian ELF file whose only content is a `.gnu.version_r` section (and the
+/// string tables it needs): `needs` lists, per library file, the versions needed from it.
+pub(crate) fn elf_with_needs(machine: u16, needs: &[(&str, &[&str])]) -> Vec<u8> {
+    let mut dynstr = vec![0u8];
+    let mut add = |s: &str| {
+        let at = dynstr.len() as u32;
+        dynstr.extend_from_slice(s.as_bytes());
+        dynstr.push(0);
+        at
+    };
+    let mut verneed = Vec::new();
+    for (i, (file, versions)) in needs.iter().enumerate() {
+        let file_at = add(file);
+        let last = i + 1 == needs.len();
+        let size = 16 + 16 * versions.len() as u32;
+        verneed.extend_from_slice(&1u16.to_le_bytes()); // vn_version
+        verneed.extend_from_slice(&(versions.len() as u16).to_le_bytes());
+        verneed.extend_from_slice(&file_at.to_le_bytes());
+        verneed.extend_from_slice(&16u32.to_le_bytes()); // vn_aux: right after this entry
+        verneed.extend_from_slice(&(if last { 0 } else { size }).to_le_bytes());
+        for (j, v) in versions.iter().enumerate() {
+            let name_at = add(v);
+            verneed.extend_from_slice(&0u32.to_le_bytes()); // vna_hash (unchecked here)
+            verneed.extend_from_slice(&0u16.to_le_bytes());
+            verneed.extend_from_slice(&(j as u16 + 2).to_le_bytes());
+            verneed.extend_from_slice(&name_at.to_le_bytes());
+            let next = if j + 1 == versions.len() { 0u32 } else { 16 };
+            verneed.extend_from_slice(&next.to_le_bytes());
+        }
+    }
+    let shstrtab = b"\0.dynstr\0.gnu.version_r\0.shstrtab\0".to_vec();
+    let mut data = crate::check::elf::fake_elf(machine, elf::ET_DYN.0);
+    let place = |data: &mut Vec<u8>, bytes: &[u8]| {
+        while !data.len().is_multiple_of(8) {
+            data.push(0);
+        }
+        let at = data.len() as u64;
+        data.extend_from_slice(bytes);
+        at
+    };
+    let dynstr_at = place(&mut data, &dynstr);
+    let verneed_at = place(&mut data, &verneed);
+    let shstrtab_at = place(&mut data, &shstrtab);
+    let shoff = place(&mut data, &[]);
+    // (name, type, offset, size, link, info)
+    let sections: [(u32, u32, u64, u64, u32, u32); 4] = [
+        (0, 0, 0, 0, 0, 0),
+        (1, elf::SHT_STRTAB.0, dynstr_at, dynstr.len() as u64, 0, 0),
+        (
+            9,
+            elf::SHT_GNU_VERNEED.0,
+            verneed_at,
+            verneed.len() as u64,
+            1,
+            needs.len() as u32,
+        ),
+        (24, elf::SHT_STRTAB.0, shstrtab_at, shstrtab.len() as u64, 0, 0),
+    ];
+    for (name, kind, offset, size, link, info) in sections {
+        let mut sh = Vec::with_capacity(64);
+        sh.extend_from_slice(&name.to_le_bytes());
+        sh.extend_from_slice(&kind.to_le_bytes());
+        sh.extend_from_slice(&0u64.to_le_bytes()); // flags
+        sh.extend_from_slice(&0u64.to_le_bytes()); // addr
+        sh.extend_from_slice(&offset.to_le_bytes());
+        sh.extend_from_slice(&size.to_le_bytes());
+        sh.extend_from_slice(&link.to_le_bytes());
+        sh.extend_from_slice(&info.to_le_bytes());
+        sh.extend_from_slice(&8u64.to_le_bytes()); // addralign
+        sh.extend_from_slice(&0u64.to_le_bytes()); // entsize
+        data.extend_from_slice(&sh);
+    }
+    data[40..48].copy_from_slice(&shoff.to_le_bytes()); // e_shoff
+    data[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    data[60..62].copy_from_slice(&4u16.to_le_bytes()); // e_shnum
+    data[62..64].copy_from_slice(&3u16.to_le_bytes()); // e_shstrndx
+    data
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A 64-bit little-endian ELF file whose only content is a `.gnu.version_r` section (and the
-    /// string tables it needs): `needs` lists, per library file, the versions needed from it.
-    fn elf_with_needs(machine: u16, needs: &[(&str, &[&str])]) -> Vec<u8> {
-        let mut dynstr = vec![0u8];
-        let mut add = |s: &str| {
-            let at = dynstr.len() as u32;
-            dynstr.extend_from_slice(s.as_bytes());
-            dynstr.push(0);
-            at
-        };
-        let mut verneed = Vec::new();
-        for (i, (file, versions)) in needs.iter().enumerate() {
-            let file_at = add(file);
-            let last = i + 1 == needs.len();
-            let size = 16 + 16 * versions.len() as u32;
-            verneed.extend_from_slice(&1u16.to_le_bytes()); // vn_version
-            verneed.extend_from_slice(&(versions.len() as u16).to_le_bytes());
-            verneed.extend_from_slice(&file_at.to_le_bytes());
-            verneed.extend_from_slice(&16u32.to_le_bytes()); // vn_aux: right after this entry
-            verneed.extend_from_slice(&(if last { 0 } else { size }).to_le_bytes());
-            for (j, v) in versions.iter().enumerate() {
-                let name_at = add(v);
-                verneed.extend_from_slice(&0u32.to_le_bytes()); // vna_hash (unchecked here)
-                verneed.extend_from_slice(&0u16.to_le_bytes());
-                verneed.extend_from_slice(&(j as u16 + 2).to_le_bytes());
-                verneed.extend_from_slice(&name_at.to_le_bytes());
-                let next = if j + 1 == versions.len() { 0u32 } else { 16 };
-                verneed.extend_from_slice(&next.to_le_bytes());
-            }
-        }
-        let shstrtab = b"\0.dynstr\0.gnu.version_r\0.shstrtab\0".to_vec();
-        let mut data = crate::check::elf::fake_elf(machine, elf::ET_DYN.0);
-        let place = |data: &mut Vec<u8>, bytes: &[u8]| {
-            while !data.len().is_multiple_of(8) {
-                data.push(0);
-            }
-            let at = data.len() as u64;
-            data.extend_from_slice(bytes);
-            at
-        };
-        let dynstr_at = place(&mut data, &dynstr);
-        let verneed_at = place(&mut data, &verneed);
-        let shstrtab_at = place(&mut data, &shstrtab);
-        let shoff = place(&mut data, &[]);
-        // (name, type, offset, size, link, info)
-        let sections: [(u32, u32, u64, u64, u32, u32); 4] = [
-            (0, 0, 0, 0, 0, 0),
-            (1, elf::SHT_STRTAB.0, dynstr_at, dynstr.len() as u64, 0, 0),
-            (
-                9,
-                elf::SHT_GNU_VERNEED.0,
-                verneed_at,
-                verneed.len() as u64,
-                1,
-                needs.len() as u32,
-            ),
-            (24, elf::SHT_STRTAB.0, shstrtab_at, shstrtab.len() as u64, 0, 0),
-        ];
-        for (name, kind, offset, size, link, info) in sections {
-            let mut sh = Vec::with_capacity(64);
-            sh.extend_from_slice(&name.to_le_bytes());
-            sh.extend_from_slice(&kind.to_le_bytes());
-            sh.extend_from_slice(&0u64.to_le_bytes()); // flags
-            sh.extend_from_slice(&0u64.to_le_bytes()); // addr
-            sh.extend_from_slice(&offset.to_le_bytes());
-            sh.extend_from_slice(&size.to_le_bytes());
-            sh.extend_from_slice(&link.to_le_bytes());
-            sh.extend_from_slice(&info.to_le_bytes());
-            sh.extend_from_slice(&8u64.to_le_bytes()); // addralign
-            sh.extend_from_slice(&0u64.to_le_bytes()); // entsize
-            data.extend_from_slice(&sh);
-        }
-        data[40..48].copy_from_slice(&shoff.to_le_bytes()); // e_shoff
-        data[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
-        data[60..62].copy_from_slice(&4u16.to_le_bytes()); // e_shnum
-        data[62..64].copy_from_slice(&3u16.to_le_bytes()); // e_shstrndx
-        data
-    }
 
     fn rt(minor: u8) -> Runtime {
         Runtime { major: 3, minor }

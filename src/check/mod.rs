@@ -11,8 +11,6 @@ use rayon::prelude::*;
 use crate::model::arch::Arch;
 use crate::model::entry::Entry;
 
-// Used by smoke and verify once the restructure lands (issue 17, phase 2).
-#[allow(dead_code)]
 pub mod glibc;
 
 /// Failures scripts and tests tell apart.

@@ -10,7 +10,7 @@ pub(crate) mod lock;
 mod lockfile;
 mod place;
 pub(crate) mod select;
-mod tags;
+pub(crate) mod tags;
 pub(crate) mod tree;
 mod wheel;
 
