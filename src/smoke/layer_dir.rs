@@ -237,6 +237,9 @@ impl RunDir {
             &layer.join("otel-instrument").display().to_string(),
         );
         set("OPENTELEMETRY_COLLECTOR_CONFIG_URI", &self.config.display().to_string());
+        // Lambda's sandbox resolves sandbox.localdomain, the Telemetry API listener's default
+        // host; this host does not, so the collector is told to listen on loopback instead.
+        set("OPENTELEMETRY_EXTENSION_TELEMETRY_LISTENER_HOST", "127.0.0.1");
         set("PATH", "/usr/local/bin:/usr/bin:/bin");
         env
     }
