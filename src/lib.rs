@@ -32,4 +32,4 @@ mod spec;
 mod support;
 mod verify;
 
-pub use cli::{Cli, run};
+pub use cli::{Cli, exit_code, run};

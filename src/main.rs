@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("layerbuild: {err:#}");
-            ExitCode::FAILURE
+            layerbuild::exit_code(&err)
         }
     }
 }

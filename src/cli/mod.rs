@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+pub use crate::support::usage::exit_code;
+
 /// Build AWS Lambda layer zips for the ADOT Python layer: deterministic, checked, verified.
 ///
 /// With no subcommand, `layerbuild` builds: `layerbuild --arch arm64` builds the arm64 layer

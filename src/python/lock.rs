@@ -15,6 +15,7 @@ use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
+use crate::support::usage::usage;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LockInput {
@@ -210,6 +211,17 @@ pub(crate) fn run(input: &LockInput) -> Result<Summary> {
 /// each runtime's own interpreter resolves when it is here.
 fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
     let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+    for (rt, path) in &flags {
+        if !loaded.spec.runtimes.contains(rt) {
+            let listed: Vec<String> = loaded.spec.runtimes.iter().map(ToString::to_string).collect();
+            return Err(usage(format!(
+                "--python {rt}={}: {rt} is not one of the spec's runtimes ({}): add it to `runtimes` in {} or drop the flag",
+                path.display(),
+                listed.join(", "),
+                loaded.path.display()
+            )));
+        }
+    }
     let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
     let cache = crate::support::cache::dir();
     let mut resolvers = BTreeMap::new();

@@ -5,13 +5,19 @@
 //! `options` (flags) -> `layer_dir` (unpack, run folder) -> `runs` (one per runtime) -> `stage`
 //! (processes, emulator, receiver) + `lifecycle` (the waits, the freeze) -> `checks` -> `report`.
 
+mod arm64_root;
 mod checks;
 mod clock;
+mod debian_mirror;
+mod emulated;
 mod emulator;
+mod foreign;
 mod freeze;
 mod http;
 mod layer_dir;
 mod lifecycle;
+mod native;
+mod native_probe;
 mod options;
 mod process;
 mod python;
@@ -31,6 +37,7 @@ use report::{Report, RunReport, render};
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::support::usage::usage;
 use layer_dir::Layer;
 use options::Round;
 use python::{find_python, prepare_runtime, probe_python};
@@ -70,7 +77,11 @@ pub(crate) struct Ctx<'a> {
 
 /// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
 pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
-    let report = run(args)?;
+    // An anyhow error goes out as itself, so that a usage error in it still reads as one.
+    let report = run(args).map_err(|e| match e {
+        SmokeError::Setup(inner) => inner,
+        other => other.into(),
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -113,7 +124,7 @@ fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
         run_natively(&ctx, &layer, &mut report)?;
         report.passed = !report.runs.is_empty() && report.runs.iter().all(|r| r.passed);
     } else {
-        run_foreign(&ctx, arch, host, &mut report);
+        run_foreign(&ctx, &layer, arch, host, &mut report)?;
         report.passed = report.runs.iter().all(|r| r.passed) && report.static_checks.iter().all(|c| c.ok);
     }
     Ok(report)
@@ -134,19 +145,55 @@ fn layer_arch(layer: &Layer, flag: Option<Arch>, host: Arch) -> Result<Arch, Smo
 /// A runtime to run, with its interpreter or where smoke looked for one.
 type Wanted = (Runtime, Result<python::Interp, String>);
 
-/// Each runtime with its interpreter: `--python`, else `--runtime`s, else the manifest's, else 3.9.
+/// The runtimes to run: `--runtime`s, else the manifest's, else python3.9. A runtime the
+/// manifest does not list is a usage error: the layer was not built for it.
+fn wanted_runtimes(ctx: &Ctx, layer: &Layer) -> Result<Vec<Runtime>, SmokeError> {
+    if ctx.args.runtime.is_empty() {
+        return Ok(match &layer.manifest {
+            Some(m) => m.layer.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect(),
+            None => vec![Runtime { major: 3, minor: 9 }],
+        });
+    }
+    for &rt in &ctx.args.runtime {
+        layer_has(layer, rt, &format!("--runtime {rt}"))?;
+    }
+    Ok(ctx.args.runtime.clone())
+}
+
+/// Fails with a usage error when the layer's manifest does not list `rt`.
+fn layer_has(layer: &Layer, rt: Runtime, flag: &str) -> Result<(), SmokeError> {
+    let Some(m) = &layer.manifest else {
+        return Ok(());
+    };
+    if m.layer.runtimes.iter().any(|r| Runtime::parse(r) == Some(rt)) {
+        return Ok(());
+    }
+    let from = manifest_source(layer);
+    Err(SmokeError::Setup(usage(format!(
+        "{flag}: not one of the layer's runtimes ({}, from {from}): pick one of them, or build the layer for {rt}",
+        m.layer.runtimes.join(", ")
+    ))))
+}
+
+/// Where the layer's manifest was read from, for messages.
+fn manifest_source(layer: &Layer) -> String {
+    crate::manifest::manifest_path(Path::new(&layer.source))
+        .display()
+        .to_string()
+}
+
+/// Each runtime with its interpreter on this host: `--python`, else [`wanted_runtimes`].
 fn runtimes(ctx: &Ctx, layer: &Layer) -> Result<Vec<Wanted>, SmokeError> {
     if let Some(p) = &ctx.args.python {
         let interp = probe_python(p, ctx.work).map_err(|why| SmokeError::Python { path: p.clone(), why })?;
+        layer_has(
+            layer,
+            interp.runtime,
+            &format!("--python {} ({})", p.display(), interp.runtime),
+        )?;
         return Ok(vec![(interp.runtime, Ok(interp))]);
     }
-    let wanted: Vec<Runtime> = if !ctx.args.runtime.is_empty() {
-        ctx.args.runtime.clone()
-    } else if let Some(m) = &layer.manifest {
-        m.layer.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect()
-    } else {
-        vec![Runtime { major: 3, minor: 9 }]
-    };
+    let wanted = wanted_runtimes(ctx, layer)?;
     Ok(wanted.into_iter().map(|rt| (rt, find_python(rt, ctx.work))).collect())
 }
 
@@ -175,37 +222,50 @@ fn run_natively(ctx: &Ctx, layer: &Layer, report: &mut Report) -> Result<(), Smo
     Ok(())
 }
 
-/// A layer of another architecture: its ELF files read, its extensions run under qemu.
-fn run_foreign(ctx: &Ctx, arch: Arch, host: Arch, report: &mut Report) {
-    let qemu = process::find_qemu(arch);
-    report.mode = match &qemu {
-        Some(q) => format!(
-            "{arch} layer on a {host} host: extensions under {}; Python not run",
-            q.display()
-        ),
-        None => format!("{arch} layer on a {host} host: nothing can run (no qemu)"),
-    };
+/// A layer of another architecture: its ELF files read; each runtime a Debian root gives run
+/// under qemu-user like a native one; the rest checked statically; with no runtime run, at least
+/// its extensions under qemu.
+fn run_foreign(ctx: &Ctx, layer: &Layer, arch: Arch, host: Arch, report: &mut Report) -> Result<(), SmokeError> {
+    let wanted = wanted_runtimes(ctx, layer)?;
     report.static_checks = checks::static_native_checks(ctx.layer, arch);
-    let run = match qemu {
-        Some(q) => {
-            // The first probe answered at once, then one with the backend late.
-            let rounds: Vec<Round> = ctx
-                .args
-                .rounds()
-                .into_iter()
-                .filter(|r| r.cold || !r.backend_delay.is_zero())
-                .take(2)
-                .collect();
-            runs::run_emulated(ctx, &q, arch, &rounds, ctx.args.freeze_hold())
-        }
-        None => RunReport {
+    let Some(qemu) = process::find_qemu(arch) else {
+        report.mode = format!("{arch} layer on a {host} host: nothing can run (no qemu)");
+        report.runs.push(RunReport {
             runtime: "none".into(),
             failure: Some(format!(
-                "cannot run {arch} extensions on this {host} host: no qemu-{m}-static or qemu-{m} in PATH (install it: apt-get install -y qemu-user-static)",
+                "cannot run {arch} code on this {host} host: no qemu-{m}-static or qemu-{m} in PATH (install it: apt-get install -y qemu-user-static)",
                 m = arch.wheel_machine()
             )),
             ..RunReport::default()
-        },
+        });
+        return Ok(());
     };
-    report.runs.push(run);
+    let mut ran = Vec::new();
+    let mut statically = Vec::new();
+    for rt in wanted {
+        match foreign::run_python(ctx, rt, arch, &qemu, report) {
+            foreign::Outcome::Ran => ran.push(rt.to_string()),
+            foreign::Outcome::Static(why) => {
+                let mut check = native::glibc_check(ctx.layer, rt);
+                check.name = format!("{} (static only: {why})", check.name);
+                report.static_checks.push(check);
+                statically.push(rt.to_string());
+            }
+        }
+    }
+    report.mode = foreign::mode(arch, host, &qemu, &ran, &statically);
+    if ran.is_empty() {
+        // The first probe answered at once, then one with the backend late.
+        let rounds: Vec<Round> = ctx
+            .args
+            .rounds()
+            .into_iter()
+            .filter(|r| r.cold || !r.backend_delay.is_zero())
+            .take(2)
+            .collect();
+        report
+            .runs
+            .push(runs::run_emulated(ctx, &qemu, arch, &rounds, ctx.args.freeze_hold()));
+    }
+    Ok(())
 }
