@@ -30,6 +30,7 @@ type exportBuffer struct {
 	holding bool
 	queue   []send
 	dropped int
+	wake    chan struct{} // nil unless exported in the background: signalled per held batch
 }
 
 func newExportBuffer() *exportBuffer { return &exportBuffer{} }
@@ -46,8 +47,25 @@ func (b *exportBuffer) consume(ctx context.Context, s send) error {
 		b.dropped++
 	}
 	b.queue = append(b.queue, s)
+	if b.wake != nil {
+		select {
+		case b.wake <- struct{}{}:
+		default: // a signal is already pending: the drainer will see this batch too
+		}
+	}
 	b.mu.Unlock()
 	return nil
+}
+
+// wakeOnHold returns a channel signalled whenever a batch is held, for a drainer that
+// runs in the background.
+func (b *exportBuffer) wakeOnHold() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	return b.wake
 }
 
 // setHolding switches between holding batches (true) and sending them synchronously.
@@ -100,8 +118,9 @@ func (b *exportBuffer) requeue(s send) {
 
 // drain sends held batches, oldest first, until none is left or ctx ends. A send cut
 // short by ctx goes back to the queue; a send that fails on its own is dropped (the
-// exporter has logged why). It returns the number of batches delivered.
-func (b *exportBuffer) drain(ctx context.Context) int {
+// exporter has logged why). A signal on more (nil: none) starts batches held since
+// without waiting for the sends under way. It returns the number of batches delivered.
+func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
 	var (
 		wg        sync.WaitGroup
 		delivered atomic.Int64
@@ -111,7 +130,10 @@ func (b *exportBuffer) drain(ctx context.Context) int {
 		s, ok := b.pop()
 		if !ok {
 			// Sends still running may hand batches back, and the SDK may add some.
-			if !waitFor(ctx, &wg, 0) || b.held() == 0 {
+			if !waitIdle(ctx, &wg, more) {
+				continue
+			}
+			if b.held() == 0 {
 				break
 			}
 			continue
@@ -138,6 +160,21 @@ func (b *exportBuffer) drain(ctx context.Context) int {
 	// Sends honour ctx; give the ones it cut short a moment to hand their batch back.
 	waitFor(ctx, &wg, cancelGrace)
 	return int(delivered.Load())
+}
+
+// waitIdle waits until the sends under way are done (true), or until more is
+// signalled or ctx ends (false).
+func waitIdle(ctx context.Context, wg *sync.WaitGroup, more <-chan struct{}) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-more:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // waitFor waits for wg until ctx ends, then at most grace longer; true if wg finished.
