@@ -9,8 +9,8 @@ import (
 var (
 	// startWait bounds the wait for an invocation's platform.start. Lambda delivers
 	// platform events in batches every 25 ms (the subscription's buffering), so a
-	// second without one means this Telemetry API delivers nothing (AWS's RIE answers
-	// the subscription and never sends an event); then export turns synchronous.
+	// second without one means this Telemetry API delivers nothing (an emulator that
+	// accepts the subscription and never sends an event); then export turns synchronous.
 	startWait = time.Second
 	// deadlineMargin keeps event/next ahead of the invocation's deadline: Lambda times
 	// out an invocation whose extensions have not asked for the next event by then.

@@ -87,7 +87,7 @@ func TestDrainAfterRuntimeDoneBeforeNext(t *testing.T) {
 	}
 }
 
-// AWS's RIE answers the subscription with 200 {} and never sends an event: after
+// An emulator that answers the subscription with 200 {} and never sends an event: after
 // startWait without platform.start, export turns synchronous, said once.
 func TestNoPlatformStartFallsBackToSynchronousExport(t *testing.T) {
 	log := captureLog(t)
