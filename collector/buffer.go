@@ -116,38 +116,47 @@ func (b *exportBuffer) requeue(s send) {
 	b.mu.Unlock()
 }
 
-// drain sends held batches, oldest first, until none is left or ctx ends. A send cut
-// short by ctx goes back to the queue; a send that fails on its own is dropped (the
-// exporter has logged why). A signal on more (nil: none) starts batches held since
-// without waiting for the sends under way. It returns the number of batches delivered.
+// drain sends held batches, oldest first, drainWorkers at a time, until none is left
+// or ctx ends. A send cut short by ctx goes back to the queue; a send that fails on its
+// own is dropped (the exporter has logged why). A signal on more (nil: none) starts
+// batches held since without waiting for the sends under way. It returns the number of
+// batches delivered.
 func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
 	var (
 		wg        sync.WaitGroup
 		delivered atomic.Int64
+		running   int
 	)
-	slots := make(chan struct{}, drainWorkers)
+	// One token per finished send; never more than drainWorkers are pending.
+	finished := make(chan struct{}, drainWorkers)
 	for ctx.Err() == nil {
+		if running == drainWorkers {
+			select {
+			case <-finished:
+				running--
+			case <-ctx.Done():
+			}
+			continue
+		}
 		s, ok := b.pop()
 		if !ok {
-			// Sends still running may hand batches back, and the SDK may add some.
-			if !waitIdle(ctx, &wg, more) {
-				continue
-			}
-			if b.held() == 0 {
+			if running == 0 {
 				break
 			}
+			// Sends still running may hand batches back, and the SDK may add some.
+			select {
+			case <-finished:
+				running--
+			case <-more:
+			case <-ctx.Done():
+			}
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			b.requeue(s)
-			continue
-		}
+		running++
+		// The WaitGroup is only waited on once the loop is over: Add never races a Wait.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
 			err := s(ctx)
 			switch {
 			case err == nil:
@@ -155,26 +164,12 @@ func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
 			case ctx.Err() != nil:
 				b.requeue(s)
 			}
+			finished <- struct{}{}
 		}()
 	}
 	// Sends honour ctx; give the ones it cut short a moment to hand their batch back.
 	waitFor(ctx, &wg, cancelGrace)
 	return int(delivered.Load())
-}
-
-// waitIdle waits until the sends under way are done (true), or until more is
-// signalled or ctx ends (false).
-func waitIdle(ctx context.Context, wg *sync.WaitGroup, more <-chan struct{}) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-more:
-		return false
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // waitFor waits for wg until ctx ends, then at most grace longer; true if wg finished.
