@@ -109,7 +109,7 @@ func (c *extensionClient) subscribeTelemetry(ctx context.Context, uri string) er
 	if telemetryNotSupported(resp.StatusCode, answer) {
 		return errTelemetryNotSupported
 	}
-	// Any other answer (Lambda documents 202 for local testing) is an ordinary refusal.
+	// Any other answer, a 202 without that error type included, is an ordinary refusal.
 	return fmt.Errorf("PUT /2022-07-01/telemetry: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
 }
 
