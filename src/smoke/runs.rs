@@ -198,7 +198,8 @@ fn telemetry_report(st: &State, mode: TelemetryMode) -> TelemetryReport {
     TelemetryReport {
         mode: match mode {
             TelemetryMode::Lambda => "lambda",
-            TelemetryMode::Rie => "rie",
+            TelemetryMode::Silent => "silent",
+            TelemetryMode::Unsupported => "unsupported",
         }
         .into(),
         subscriptions: st
