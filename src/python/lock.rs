@@ -211,7 +211,7 @@ pub(crate) fn run(input: &LockInput) -> Result<Summary> {
 fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
     let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
     let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
-    let cache = crate::support::cache::dir();
+    let cache = crate::support::cache::dir()?;
     let mut resolvers = BTreeMap::new();
     for &rt in &loaded.spec.runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {

@@ -30,7 +30,11 @@ pub(crate) struct Interp {
 
 /// The interpreter for `rt`, found by the crate's one finder (PATH, then version managers).
 pub(crate) fn find_python(rt: Runtime, work: &Path) -> Result<Interp, String> {
-    let sources = interpreter::Sources::new(None, None, Some(crate::support::cache::dir()));
+    // Without a usable cache folder the probe simply runs Python every time.
+    let cache = crate::support::cache::dir()
+        .ok()
+        .filter(|c| crate::support::cache::ensure_private(c).is_ok());
+    let sources = interpreter::Sources::new(None, None, cache);
     let found = interpreter::find(rt, &sources).map_err(|e| format!("{e}; pass --python PATH"))?;
     runtime_bin(rt, &found.executable, work)
 }
@@ -83,7 +87,9 @@ pub(crate) struct Prepared {
 
 /// Installs `requirement` once into the cache for this Python; returns the folder.
 fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, work: &Path) -> Result<PathBuf> {
-    let dir = crate::support::cache::dir()
+    let cache = crate::support::cache::dir()?;
+    crate::support::cache::ensure_private(&cache)?;
+    let dir = cache
         .join("smoke")
         .join(format!("python{}", interp.runtime.dotted()))
         .join(name);
