@@ -4,6 +4,8 @@
 #[path = "hostile/cache.rs"]
 mod cache;
 mod common;
+// `common/wheels.rs` names the fake-ELF helpers `crate::elf`; `common` re-exports them.
+use common as elf;
 #[path = "hostile/inputs.rs"]
 mod inputs;
 #[path = "hostile/layer.rs"]
