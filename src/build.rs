@@ -127,8 +127,13 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
     let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
 
     bar.set_message("verifying");
-    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
-        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+    let verified = verify::verify_reader(
+        &zip_path,
+        &mut std::io::Cursor::new(&bytes),
+        bytes.len() as u64,
+        &manifest,
+    )
+    .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
     let outputs = Outputs {
         zip: fs::stage(&plan.out, &bytes)?,
         manifest: fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?,

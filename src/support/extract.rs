@@ -10,9 +10,10 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
-use crate::support::input::{self, LAMBDA_UNZIPPED_BYTES};
-use crate::support::text::{show, show_bytes};
 use crate::check::zipcanon;
+use crate::model::lambda;
+use crate::support::input;
+use crate::support::text::{show, show_bytes};
 
 const S_IFMT: u32 = 0o170000;
 const S_IFREG: u32 = 0o100000;
@@ -30,8 +31,8 @@ pub(crate) struct Limits {
 
 /// A layer: what Lambda itself unpacks at most.
 pub(crate) const LAYER: Limits = Limits {
-    entry_bytes: LAMBDA_UNZIPPED_BYTES,
-    total_bytes: LAMBDA_UNZIPPED_BYTES,
+    entry_bytes: lambda::UNZIPPED_BYTES,
+    total_bytes: lambda::UNZIPPED_BYTES,
     entries: 200_000,
 };
 

@@ -7,11 +7,9 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use crate::model::lambda;
 use crate::support::text::show;
 
-/// Lambda unpacks at most this much for a function and all its layers: no single input file
-/// of a layer (a collector, a wheel's file) can be larger and still fit.
-pub(crate) const LAMBDA_UNZIPPED_BYTES: u64 = 262_144_000;
 /// A layer spec is a page of YAML.
 pub(crate) const SPEC_CAP: u64 = 1 << 20;
 /// A lock of a few hundred pins with hashes is well under a megabyte.
@@ -21,7 +19,10 @@ pub(crate) const MANIFEST_CAP: u64 = 64 << 20;
 /// A checksum file is one line per zip.
 pub(crate) const CHECKSUM_CAP: u64 = 1 << 20;
 /// A wheel file, compressed: larger than anything a layer can hold once unpacked.
-pub(crate) const WHEEL_CAP: u64 = 2 * LAMBDA_UNZIPPED_BYTES;
+pub(crate) const WHEEL_CAP: u64 = 2 * lambda::UNZIPPED_BYTES;
+/// Any one file of a layer (a collector, a wheel's file): Lambda unpacks no more than this
+/// for a function and all its layers, so nothing larger can fit.
+pub(crate) const FILE_CAP: u64 = lambda::UNZIPPED_BYTES;
 
 /// Failures tests and users tell apart; every one names the path.
 #[derive(Debug, thiserror::Error)]

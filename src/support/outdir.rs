@@ -4,8 +4,6 @@
 //! to open the folder. Temp files of builds killed long ago are removed.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -13,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 use tempfile::TempPath;
 
+use crate::support::fs;
 use crate::support::text::show;
 
 /// Held (flock) by the build writing into the folder; never removed.
@@ -72,19 +71,7 @@ impl OutDir {
 
     /// Writes `data` to a temp file in the folder, readable by everyone once renamed.
     pub(crate) fn stage(&self, data: &[u8]) -> Result<TempPath> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .permissions(std::fs::Permissions::from_mode(0o644))
-            .tempfile_in(&self.dir)
-            .with_context(|| {
-                format!(
-                    "cannot create a temp file in {}: check --out is writable",
-                    self.dir.display()
-                )
-            })?;
-        tmp.write_all(data)
-            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-        Ok(tmp.into_temp_path())
+        fs::stage(&self.dir, data)?.into_temp_path()
     }
 
     /// Renames each staged file to its name in the folder, in order. All or nothing: on any
@@ -154,11 +141,7 @@ impl OutDir {
             .iter()
             .map(|s| format!("{}\t{}\n", if s.old { "replace" } else { "add" }, s.name))
             .collect();
-        let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir)?;
-        tmp.write_all(text.as_bytes())?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(self.dir.join(JOURNAL)).map_err(|e| e.error)?;
-        Ok(())
+        fs::stage(&self.dir, text.as_bytes())?.commit(&self.dir.join(JOURNAL))
     }
 
     /// Puts back each name: the old file from its backup, or nothing where there was none.
@@ -228,6 +211,12 @@ struct Step {
     staged: TempPath,
     name: String,
     old: bool,
+}
+
+/// Whether a build into `dir` died while renaming its outputs in (and none has opened the
+/// folder since to undo it): its files may not belong together.
+pub(crate) fn interrupted(dir: &Path) -> bool {
+    dir.join(JOURNAL).exists()
 }
 
 /// A name directly in the folder: what the journal may name.

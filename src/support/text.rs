@@ -63,7 +63,7 @@ pub(crate) fn show_bytes(bytes: &[u8]) -> String {
 
 /// The last guard before a whole message reaches the terminal: line breaks and tabs stay (a
 /// message may span lines), every other control character is escaped, and the length is cut.
-pub(crate) fn terminal_safe(message: &str) -> Cow<'_, str> {
+pub fn terminal_safe(message: &str) -> Cow<'_, str> {
     let clean = message.chars().all(|c| c == '\n' || c == '\t' || !needs_escape(c));
     if clean && message.len() <= MAX_MESSAGE_CHARS {
         return Cow::Borrowed(message);

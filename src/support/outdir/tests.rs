@@ -1,6 +1,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::os::unix::fs::PermissionsExt;
+
 use super::*;
 
 fn names(dir: &Path) -> Vec<String> {
