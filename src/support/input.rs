@@ -141,6 +141,22 @@ pub(crate) fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Resul
     })
 }
 
+/// The sha256 of a regular file, read in pieces (a zip need not fit in memory).
+pub(crate) fn sha256_file(path: &Path) -> Result<String, InputError> {
+    use sha2::{Digest, Sha256};
+    let mut file = open_regular(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| InputError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +171,10 @@ mod tests {
         std::fs::write(&p, b"hello").unwrap();
         assert_eq!(read(&p, 5, "test file").unwrap(), b"hello");
         assert_eq!(read_to_string(&p, 10, "test file").unwrap(), "hello");
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         let e = read(&p, 4, "test file").unwrap_err();
         assert!(matches!(e, InputError::TooBig { size: 5, cap: 4, .. }), "{e}");
         assert!(e.to_string().contains("a.txt"), "{e}");

@@ -1,4 +1,4 @@
-//! The output folder as one transaction. A lock file serialises builds into it; files are
+//! The output folder as one transaction. A lock on the folder serialises builds into it; files are
 //! staged beside their destination and renamed in, in the caller's order, under a journal:
 //! a failure puts back what was there, and a build killed halfway is undone by the next one
 //! to open the folder. Temp files of builds killed long ago are removed.
@@ -14,8 +14,6 @@ use tempfile::TempPath;
 use crate::support::fs;
 use crate::support::text::show;
 
-/// Held (flock) by the build writing into the folder; never removed.
-pub(crate) const LOCK_FILE: &str = ".layerbuild.lock";
 /// Prefix of everything else layerbuild leaves in the folder while it works.
 pub(crate) const TEMP_PREFIX: &str = ".layerbuild-";
 /// The list of renames in flight; its presence means a commit did not finish.
@@ -36,24 +34,15 @@ impl OutDir {
     /// commit a killed build left halfway, and removes stale temp files.
     pub(crate) fn open(dir: &Path) -> Result<OutDir> {
         fs_err::create_dir_all(dir).context("cannot create the output folder: check --out")?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open {}: check --out is writable", lock_path.display()))?;
+        // The folder itself is the lock (flock on its descriptor): nothing is left behind.
+        let lock = File::open(dir).with_context(|| format!("cannot open {}: check --out", dir.display()))?;
         if !flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
             eprintln!(
                 "layerbuild: waiting for another build writing into {}",
                 show(&dir.display().to_string())
             );
             if !flock(&lock, libc::LOCK_EX) {
-                bail!(
-                    "cannot lock {}: {}",
-                    lock_path.display(),
-                    std::io::Error::last_os_error()
-                );
+                bail!("cannot lock {}: {}", dir.display(), std::io::Error::last_os_error());
             }
         }
         let out = OutDir {
@@ -92,7 +81,12 @@ impl OutDir {
             plan.push(Step { staged, name, old });
         }
         let backups = self.back_up(&plan)?;
-        self.write_journal(&plan)?;
+        if let Err(e) = self.write_journal(&plan) {
+            for b in &backups {
+                let _ = std::fs::remove_file(b);
+            }
+            return Err(e.context("nothing in the output folder was changed"));
+        }
         let mut done = 0;
         let result = plan.iter().try_for_each(|s| {
             fs_err::rename(&s.staged, self.dir.join(&s.name))?;

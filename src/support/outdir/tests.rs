@@ -26,7 +26,7 @@ fn stage_all(out: &OutDir, files: &[(&str, &str)]) -> Vec<(TempPath, String)> {
 }
 
 #[test]
-fn a_commit_puts_every_file_in_place_and_leaves_only_the_lock() {
+fn a_commit_puts_every_file_in_place_and_leaves_nothing_else() {
     let d = tempfile::tempdir().unwrap();
     let out = OutDir::open(&d.path().join("dist")).unwrap();
     out.commit(stage_all(&out, &[("a.zip", "A1"), ("a.json", "M1")]))
@@ -34,7 +34,7 @@ fn a_commit_puts_every_file_in_place_and_leaves_only_the_lock() {
     out.commit(stage_all(&out, &[("a.zip", "A2"), ("a.json", "M2"), ("SUMS", "S2")]))
         .unwrap();
     let dir = out.path();
-    assert_eq!(names(dir), [LOCK_FILE, "SUMS", "a.json", "a.zip"]);
+    assert_eq!(names(dir), ["SUMS", "a.json", "a.zip"]);
     assert_eq!((read(dir, "a.zip"), read(dir, "a.json")), ("A2".into(), "M2".into()));
     let mode = std::fs::metadata(dir.join("a.zip")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
@@ -54,7 +54,7 @@ fn a_failed_rename_puts_back_what_was_there() {
         format!("{e:#}").contains("nothing in the output folder was changed"),
         "{e:#}"
     );
-    assert_eq!(names(d.path()), [LOCK_FILE, "a.json", "a.zip"]);
+    assert_eq!(names(d.path()), ["a.json", "a.zip"]);
     assert_eq!(
         (read(d.path(), "a.zip"), read(d.path(), "a.json")),
         ("old".into(), "old".into())
@@ -72,7 +72,7 @@ fn a_folder_in_the_way_fails_before_anything_moves() {
         .unwrap_err();
     assert!(e.to_string().contains("not a regular file"), "{e}");
     assert_eq!(read(d.path(), "a.zip"), "old");
-    assert_eq!(names(d.path()), [LOCK_FILE, "SUMS", "a.zip"]);
+    assert_eq!(names(d.path()), ["SUMS", "a.zip"]);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn the_next_open_undoes_a_commit_that_was_killed() {
         .into_iter()
         .filter(|n| !n.starts_with(TEMP_PREFIX) || n.starts_with(BACKUP_PREFIX) || n == JOURNAL)
         .collect();
-    assert_eq!(left, [LOCK_FILE, "a.json", "a.zip"]);
+    assert_eq!(left, ["a.json", "a.zip"]);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn temp_files_go_after_a_day_and_orphaned_backups_at_once() {
         .set_modified(two_days_ago)
         .unwrap();
     let _out = OutDir::open(d.path()).unwrap();
-    assert_eq!(names(d.path()), [".layerbuild-new", LOCK_FILE, "keep.zip"]);
+    assert_eq!(names(d.path()), [".layerbuild-new", "keep.zip"]);
 }
 
 #[test]
