@@ -235,7 +235,7 @@ impl LoadedSpec {
 
 /// Reads and checks a spec; errors carry the file name, line and column.
 pub(crate) fn load(path: &Path) -> Result<LoadedSpec> {
-    let text = input::read_to_string(path, input::SPEC_CAP, "layer spec")
+    let text = input::read_to_string(path, input::YAML_CAP, "layer spec")
         .with_context(|| "cannot read the layer spec: pass --spec PATH or run in the folder holding layer.yaml")?;
     let spec = parse(&text).with_context(|| format!("{}: invalid layer spec", path.display()))?;
     let dir = path
@@ -260,7 +260,7 @@ pub(crate) fn parse(text: &str) -> Result<Spec> {
 /// Refuses flow collections (`[...]`, `{...}`) nested deeper than [`MAX_FLOW_DEPTH`], before
 /// the parser sees them. Quoted strings, comments and brackets inside plain words
 /// (`a[1].txt`) do not count; block nesting is cheap for the parser and is left to it.
-fn check_flow_depth(text: &str) -> Result<(), String> {
+pub(crate) fn check_flow_depth(text: &str) -> Result<(), String> {
     let (mut depth, mut line) = (0usize, 1usize);
     let mut quote: Option<char> = None;
     // `prev` is the character before; `last` the last one outside quotes that was not a

@@ -10,16 +10,16 @@ use std::path::{Path, PathBuf};
 use crate::model::lambda;
 use crate::support::text::show;
 
-/// A layer spec is a page of YAML.
-pub(crate) const SPEC_CAP: u64 = 1 << 20;
+/// A layer spec or a collector config: a page of YAML.
+pub(crate) const YAML_CAP: u64 = 1 << 20;
 /// A lock of a few hundred pins with hashes is well under a megabyte.
 pub(crate) const LOCK_CAP: u64 = 16 << 20;
 /// A manifest lists every entry of a layer: thousands of short lines.
 pub(crate) const MANIFEST_CAP: u64 = 64 << 20;
 /// A checksum file is one line per zip.
 pub(crate) const CHECKSUM_CAP: u64 = 1 << 20;
-/// A wheel file, compressed: larger than anything a layer can hold once unpacked.
-pub(crate) const WHEEL_CAP: u64 = 2 * lambda::UNZIPPED_BYTES;
+/// A zip read whole into memory (a wheel, a collector layer): more than a layer can hold.
+pub(crate) const ARCHIVE_CAP: u64 = 2 * lambda::UNZIPPED_BYTES;
 /// Any one file of a layer (a collector, a wheel's file): Lambda unpacks no more than this
 /// for a function and all its layers, so nothing larger can fit.
 pub(crate) const FILE_CAP: u64 = lambda::UNZIPPED_BYTES;
