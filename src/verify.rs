@@ -4,19 +4,18 @@
 //! constants no manifest can raise, and memory stays small whatever the zip holds.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
-use sha2::{Digest, Sha256};
 
 use crate::check::zipcanon::{self, Entry as RawEntry};
 use crate::check::{elf, rules};
 use crate::manifest::{self, Manifest, ManifestEntry, format_mode};
 use crate::model::arch::Arch;
 use crate::model::lambda;
-use crate::support::extract::stream_exact;
+use crate::support::extract::{HashSink, stream_exact};
 use crate::support::input;
 use crate::support::outdir;
 use crate::support::text::show;
@@ -160,11 +159,11 @@ fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest
 
 /// The manifest's record of the zip (sha256, CodeSha256, size) describes these bytes.
 fn check_zip_record<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest: &Manifest) -> Result<String> {
-    let mut sink = Sink::default();
+    let mut sink = HashSink::new(0);
     zip.seek(SeekFrom::Start(0))
         .and_then(|_| io::copy(&mut (&mut *zip).take(len), &mut sink))
         .map_err(|e| fail(zip_path, None, format!("cannot be read ({e})")))?;
-    let sha256 = hex::encode(sink.sha.finalize());
+    let sha256 = sink.finish().0;
     let z = &manifest.zip;
     let wrong = |what: &str, got: &str, said: &str| {
         fail(
@@ -303,10 +302,10 @@ fn check_contents<R: Read + Seek>(
         if file.name_raw() != e.name.as_slice() {
             return Err(bad("the zip reader sees another entry in its place".into()));
         }
-        let mut sink = Sink::default();
+        let mut sink = HashSink::new(ELF_HEAD);
         stream_exact(&mut file, e.size, &mut sink)
             .map_err(|x| bad(format!("cannot be read back ({x}): the zip is damaged")))?;
-        let sha = hex::encode(sink.sha.finalize());
+        let (sha, head) = sink.finish();
         let want = expected[name];
         if want.sha256.as_deref() != Some(sha.as_str()) {
             return Err(bad(format!(
@@ -322,7 +321,7 @@ fn check_contents<R: Read + Seek>(
             )));
         }
         collector_seen |= is_collector;
-        check_elf(name, &sink.head, arch, is_collector).map_err(bad)?;
+        check_elf(name, &head, arch, is_collector).map_err(bad)?;
     }
     if let Some(c) = collector.filter(|_| !collector_seen) {
         return Err(fail(
@@ -342,26 +341,6 @@ fn check_elf(name: &str, head: &[u8], arch: Arch, is_collector: bool) -> Result<
         }
     }
     Ok(())
-}
-
-/// Hashes what streams through it and keeps the first bytes for the ELF check.
-#[derive(Default)]
-struct Sink {
-    sha: Sha256,
-    head: Vec<u8>,
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sha.update(buf);
-        let room = ELF_HEAD.saturating_sub(self.head.len()).min(buf.len());
-        self.head.extend_from_slice(&buf[..room]);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Verifies each zip, stopping at the first problem.

@@ -2,13 +2,13 @@
 //! between builds, and the rules every read from there follows: the folder is private to its
 //! user, and a hit counts only once its bytes hash to the name they are stored under.
 
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::support::fs::write_atomic;
 use crate::support::input;
 
 /// `$LAYERBUILD_CACHE`, else `$XDG_CACHE_HOME/layerbuild`, else `$HOME/.cache/layerbuild`.
@@ -156,19 +156,6 @@ impl Blobs {
         let (sha, note) = line.split_once(' ').unwrap_or((line, ""));
         Ok(self.get(sha, cap)?.map(|data| (data, note.to_string())))
     }
-}
-
-/// Writes a cache file in one step (temp file beside it, then rename), creating its folder.
-pub(crate) fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
-    let dir = to.parent().expect("a cache file has a folder");
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}: check the cache is writable", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::check::zipcanon;
 use crate::model::lambda;
 use crate::support::input;
@@ -83,6 +85,42 @@ pub(crate) fn stream_exact<R: Read, W: Write + ?Sized>(r: R, declared: u64, w: &
         return Err(io::Error::new(io::ErrorKind::InvalidData, what));
     }
     Ok(n)
+}
+
+/// A writer that hashes what streams through it and keeps its first `keep` bytes (for a
+/// header check), so a file is checked without being held in memory.
+pub(crate) struct HashSink {
+    sha: Sha256,
+    head: Vec<u8>,
+    keep: usize,
+}
+
+impl HashSink {
+    pub(crate) fn new(keep: usize) -> HashSink {
+        HashSink {
+            sha: Sha256::new(),
+            head: Vec::new(),
+            keep,
+        }
+    }
+
+    /// The sha256 (hex) and the first bytes.
+    pub(crate) fn finish(self) -> (String, Vec<u8>) {
+        (hex::encode(self.sha.finalize()), self.head)
+    }
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha.update(buf);
+        let room = self.keep.saturating_sub(self.head.len()).min(buf.len());
+        self.head.extend_from_slice(&buf[..room]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads one zip entry into memory: refused before reading when it declares more than `cap`,
