@@ -31,6 +31,7 @@ use report::{Report, RunReport, render};
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::support::proctree;
 use layer_dir::Layer;
 use options::Round;
 use python::{find_python, prepare_runtime, probe_python};
@@ -90,6 +91,13 @@ fn host_arch() -> Result<Arch, SmokeError> {
 /// Runs the layer as the flags say and reports; an error only when nothing could run at all.
 fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
     let host = host_arch()?;
+    // Processes the layer's programs orphan (a daemon an extension starts with setsid) come
+    // back to smoke instead of init, so each run can end them.
+    if let Err(e) = proctree::become_subreaper() {
+        eprintln!(
+            "layerbuild: warning: cannot adopt orphaned processes ({e}): a daemon an extension starts may outlive smoke"
+        );
+    }
     let layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
     let arch = layer_arch(&layer, args.arch, host)?;
     let ctx = Ctx {

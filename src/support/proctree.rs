@@ -87,7 +87,8 @@ pub(crate) fn kill_tree(root: i32) {
 
 /// Kills every child of this process (with its tree) that is not in `keep`: the orphans a
 /// subreaper adopted.
-pub(crate) fn end_adopted(keep: &[i32]) {
+/// Returns how many there were.
+pub(crate) fn end_adopted(keep: &[i32]) -> usize {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     let adopted: Vec<i32> = parents()
@@ -98,7 +99,9 @@ pub(crate) fn end_adopted(keep: &[i32]) {
     for &p in &adopted {
         kill_tree(p);
     }
+    let n = adopted.len();
     reap(adopted.into_iter());
+    n
 }
 
 /// Waits (briefly) for killed processes that are our children, so none is left a zombie.
