@@ -2,7 +2,6 @@
 
 pub(crate) mod elf;
 pub(crate) mod rules;
-#[allow(dead_code)]
 pub(crate) mod zipcanon;
 
 use std::collections::BTreeMap;

@@ -75,7 +75,8 @@ pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        // The report quotes the layer's own output and errors: printed terminal-safe.
+        print!("{}", crate::support::text::terminal_safe(&render(&report)));
     }
     Ok(if report.passed {
         ExitCode::SUCCESS

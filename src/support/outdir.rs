@@ -54,10 +54,6 @@ impl OutDir {
         Ok(out)
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `data` to a temp file in the folder, readable by everyone once renamed.
     pub(crate) fn stage(&self, data: &[u8]) -> Result<TempPath> {
         fs::stage(&self.dir, data)?.into_temp_path()

@@ -28,12 +28,12 @@ fn stage_all(out: &OutDir, files: &[(&str, &str)]) -> Vec<(TempPath, String)> {
 #[test]
 fn a_commit_puts_every_file_in_place_and_leaves_nothing_else() {
     let d = tempfile::tempdir().unwrap();
-    let out = OutDir::open(&d.path().join("dist")).unwrap();
+    let dir = &d.path().join("dist");
+    let out = OutDir::open(dir).unwrap();
     out.commit(stage_all(&out, &[("a.zip", "A1"), ("a.json", "M1")]))
         .unwrap();
     out.commit(stage_all(&out, &[("a.zip", "A2"), ("a.json", "M2"), ("SUMS", "S2")]))
         .unwrap();
-    let dir = out.path();
     assert_eq!(names(dir), ["SUMS", "a.json", "a.zip"]);
     assert_eq!((read(dir, "a.zip"), read(dir, "a.json")), ("A2".into(), "M2".into()));
     let mode = std::fs::metadata(dir.join("a.zip")).unwrap().permissions().mode() & 0o777;
