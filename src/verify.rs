@@ -247,10 +247,12 @@ fn check_listing(
 fn over_limit(total: u64, limit: u64) -> String {
     if limit == lambda::UNZIPPED_BYTES {
         format!(
-            "unzipped size is over {total} bytes, past Lambda's limit of {limit} bytes for a function and all its layers: remove packages"
+            "its entries declare at least {total} bytes unzipped, over Lambda's limit of {limit} bytes for a function and all its layers: remove packages"
         )
     } else {
-        format!("unzipped size is over {total} bytes, past the limit of {limit} bytes the layer was built with")
+        format!(
+            "its entries declare at least {total} bytes unzipped, over the limit of {limit} bytes the layer was built with"
+        )
     }
 }
 

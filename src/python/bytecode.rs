@@ -67,7 +67,9 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
     // Entries compiled before the hash seed was fixed are valid but not reproducible.
     h.update(b"\0hashseed=0");
     let key = hex::encode(h.finalize());
-    cache.join("pyc").join(&key[..2]).join(&key)
+    // Records, not the raw .pyc an older layerbuild kept under `pyc/`: a cache shared with
+    // one must not hand either the other's format.
+    cache.join("bytecode").join(&key[..2]).join(&key)
 }
 
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
