@@ -33,3 +33,4 @@ mod support;
 mod verify;
 
 pub use cli::{Cli, exit_code, run};
+pub use support::text::terminal_safe;
