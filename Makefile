@@ -1,16 +1,20 @@
 # Entry points for people and CI. `make test` is the whole test suite (see README.md).
 SHELL := /bin/bash
 CARGO ?= cargo
-LAYERBUILD := target/debug/layerbuild
+# One profile for everything: the quick start's `cargo run --release`, the tests, the install
+# check and the benchmarks share one set of compiled dependencies in target/release.
+PROFILE := --release
+LAYERBUILD := target/release/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
 
-.PHONY: test provision lint rust-test layers python-test smoke bench clean
+.PHONY: test provision lint rust-test layers install-check python-test smoke bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
-## Python tests of the wrapper and shim, and the smoke run of both layers.
-test: provision lint layers rust-test python-test smoke
+## install as the README gives it, the Python tests of the wrapper and shim, and the smoke
+## run of both layers.
+test: provision lint layers rust-test install-check python-test smoke
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 provision:
@@ -18,16 +22,24 @@ provision:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
 
 rust-test: layers
-	$(CARGO) test -- --include-ignored
+	$(CARGO) test $(PROFILE) -- --include-ignored
 
 ## The default layer for both architectures, from layer.yaml.
 layers:
-	$(CARGO) build
+	$(CARGO) build $(PROFILE)
 	$(LAYERBUILD) --out dist
 	$(LAYERBUILD) verify $(X86_ZIP) $(ARM_ZIP)
+
+## The README's install command, into a temp root: it must build from the lock alone and give
+## a working binary. CARGO_TARGET_DIR makes it reuse the release build above instead of
+## compiling everything again in a temp folder.
+install-check: layers
+	root=$$(mktemp -d) && trap 'rm -rf "$$root"' EXIT && \
+	CARGO_TARGET_DIR="$(CURDIR)/target" $(CARGO) install --locked --path . --root "$$root" --quiet && \
+	"$$root/bin/layerbuild" --version
 
 python-test: layers
 	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs

@@ -49,7 +49,7 @@ fn temp_in(dir: &Path) -> Result<NamedTempFile> {
 }
 
 fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
-    let bar = progress.step(format!("{arch}"));
+    let bar = progress.stage(arch, "build");
     bar.set_message("gathering inputs");
     let layer = gather::gather(plan, arch).with_context(|| format!("cannot build the {arch} layer"))?;
     bar.set_message("checking");
@@ -108,7 +108,7 @@ fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
     manifest_tmp.write_all(manifest::to_json(&manifest).as_bytes())?;
     let mut checksum_tmp = temp_in(&plan.out)?;
     checksum_tmp.write_all(manifest::checksum_line(&sha256, &zip_name).as_bytes())?;
-    bar.finish_and_clear();
+    bar.done("ok");
     Ok(Staged {
         built: Built {
             manifest_path: manifest::manifest_path(&zip_path),

@@ -16,6 +16,9 @@ use crate::progress::Progress;
 use crate::runtime::Runtime;
 use crate::verify;
 
+mod cache;
+mod parse_error;
+
 /// Build AWS Lambda layer zips for the ADOT Python layer: deterministic, checked, verified.
 ///
 /// With no subcommand, `layerbuild` builds: `layerbuild --arch arm64` builds the arm64 layer
@@ -42,10 +45,15 @@ enum Command {
     Plan(PlanArgs),
     /// Re-check finished zips against their manifests, checksums and the layer rules.
     Verify(VerifyArgs),
-    /// Resolve python.requirements with pip for every architecture and runtime; write python.lock.
+    /// Resolve python.requirements with pip for every architecture and runtime, and write the lock file named by the spec's `python.lock` key (e.g. layer-src/requirements.txt).
     Lock(LockArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
     Smoke(crate::smoke::SmokeArgs),
+    /// Show or empty the cache of wheels, bytecode, compressed entries and collector builds.
+    Cache {
+        #[command(subcommand)]
+        command: cache::CacheCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -175,7 +183,15 @@ impl InputArgs {
 }
 
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return Ok(argument_error(&e)),
+    };
+    // Every command but verify and cache works in the cache: hold it, so that `cache clean` waits.
+    let _hold = match &cli.command {
+        Some(Command::Verify(_) | Command::Cache { .. }) => None,
+        _ => Some(crate::cache::hold(&crate::cache::dir())?),
+    };
     match cli.command {
         None => run_build(&cli.build),
         Some(Command::Build(args)) => run_build(&args),
@@ -183,20 +199,56 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Verify(args)) => run_verify(&args),
         Some(Command::Smoke(args)) => crate::smoke::command(&args),
         Some(Command::Lock(args)) => run_lock(&args),
+        Some(Command::Cache { command }) => cache::run(&command),
     }
 }
 
+/// Help and version as clap prints them; argument errors as one line, exit 2.
+fn argument_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            eprintln!(
+                "{}",
+                parse_error::one_line(e, &<Cli as clap::CommandFactory>::command())
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `100 B`, `4.6 KiB`, `9.1 MiB`, `1.2 GiB`.
 fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    let n_f = n as f64;
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", n_f / (1u64 << 30) as f64)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", n_f / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n_f / 1024.0)
     } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
+        format!("{n} B")
     }
 }
 
 fn run_build(args: &BuildArgs) -> Result<ExitCode> {
     let plan = Plan::new(&args.input.plan_input(args.out.clone()))?;
-    let progress = Progress::new(args.quiet);
+    let progress = Progress::new(crate::progress::ProgressMode::Auto, args.quiet);
+    progress.line(format_args!(
+        "build: {} {} for {} into {}",
+        plan.spec.spec.name,
+        plan.spec.spec.version,
+        plan.arches.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        plan.out.display()
+    ));
     let built = build::run(&plan, &progress)?;
     for b in &built {
         for w in &b.warnings {

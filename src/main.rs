@@ -4,7 +4,6 @@ mod arch;
 mod archive;
 mod build;
 mod bytecode;
-mod cache;
 mod check;
 mod cli;
 mod collector;
@@ -17,7 +16,6 @@ mod lock;
 mod lockfile;
 mod manifest;
 mod plan;
-mod progress;
 mod receiver;
 mod runtime;
 mod sitepackages;
@@ -27,6 +25,13 @@ mod tags;
 mod verify;
 mod wheel;
 mod wheelcache;
+
+/// Services every command uses (laid out as the library will be).
+mod support {
+    pub mod cache;
+    pub mod progress;
+}
+use support::{cache, progress};
 
 use std::process::ExitCode;
 

@@ -13,7 +13,7 @@ use std::process::Command as StdCommand;
 
 use serde_json::Value;
 
-use common::{EM_AARCH64, EM_X86_64, ET_EXEC, ZipEntry, fake_elf, layerbuild, write_zip};
+use common::{EM_AARCH64, EM_X86_64, ET_EXEC, ZipEntry, fake_elf, layerbuild, layerbuild_shared_cache, write_zip};
 
 const WRAPPER: &str = r#"#!/bin/sh
 # Test exec wrapper: put the fake shim on PYTHONPATH and swap the handler, as otel-instrument does.
@@ -412,8 +412,7 @@ fn the_real_amd64_layer_passes() {
         "{} is missing: build it first (cargo run --release -- --out dist)",
         zip.display()
     );
-    let out = layerbuild(root)
-        .env_remove("LAYERBUILD_CACHE")
+    let out = layerbuild_shared_cache(root)
         .arg("smoke")
         .arg(&zip)
         .args(["--free-ports", "--timeout", "120"])

@@ -84,6 +84,15 @@ pub fn layerbuild(dir: &Path) -> Command {
     cmd
 }
 
+/// The binary, run in `dir`, with the cache of whoever runs the tests (`LAYERBUILD_CACHE`,
+/// else `$XDG_CACHE_HOME/layerbuild`, else `~/.cache/layerbuild`, as they set it): for tests on
+/// the real layer, whose interpreters and runtime packages are slow to fetch again.
+pub fn layerbuild_shared_cache(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("layerbuild").unwrap();
+    cmd.current_dir(dir).env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
 pub const AMD64_ZIP: &str = "demo-layer-amd64-ver-1-2-3.zip";
 pub const ARM64_ZIP: &str = "demo-layer-arm64-ver-1-2-3.zip";
 
