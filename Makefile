@@ -7,18 +7,24 @@ PROFILE := --release
 LAYERBUILD := target/release/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
+# The layer this machine can run natively (the RIE tests run it; the other one is used
+# for its wrong-architecture collector).
+HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(ARM_ZIP),$(X86_ZIP))
 
-.PHONY: test provision lint rust-test layers install-check python-test smoke bench clean
+.PHONY: test provision lint rust-test layers install-check python-test rie smoke bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
-## install as the README gives it, the Python tests of the wrapper and shim, and the smoke
-## run of both layers.
-test: provision lint layers rust-test install-check python-test smoke
+## install as the README gives it, the Python tests of the wrapper and shim, the layer under
+## AWS's Runtime Interface Emulator, and the smoke run of both layers.
+test: provision lint layers rust-test install-check python-test rie smoke
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
+## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
+## moto's server (a venv) and Lambda's runtime packages for python3.8/3.9 (reused when cached).
 provision:
 	scripts/provision
+	python3 tests/rie/provision.py
 
 lint:
 	$(CARGO) fmt --check
@@ -43,6 +49,11 @@ install-check: layers
 
 python-test: layers
 	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs
+
+## The default layer under AWS's Runtime Interface Emulator in private namespaces, with
+## moto's X-Ray and S3, on python3.9 and python3.8 (needs root; see README.md).
+rie: layers
+	LAYERBUILD_RIE_ZIP=$(HOST_ZIP) python3 -m pytest tests/rie -q -rsxX
 
 ## A local Lambda cold start and invocation of each layer (arm64: under qemu-user).
 smoke: layers

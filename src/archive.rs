@@ -10,23 +10,27 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::layout::{self, Entry, MODE_DIR};
+use crate::check::rules::{self, MODE_DIR};
+use crate::model::entry::Entry;
+use crate::support::fs::write_atomic;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
 
 /// What went into the zip, entry by entry, in zip order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archived {
+pub(crate) struct Archived {
     pub path: String,
     pub mode: u32,
     pub size: u64,
     /// `None` for folders.
     pub sha256: Option<String>,
+    /// Its compressed bytes came from the cache rather than from deflate just now.
+    pub reused: bool,
 }
 
 /// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
-pub fn timestamp() -> Result<DateTime> {
+pub(crate) fn timestamp() -> Result<DateTime> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => {
             let secs: i64 = v.trim().parse().with_context(|| {
@@ -39,7 +43,7 @@ pub fn timestamp() -> Result<DateTime> {
 }
 
 /// Converts Unix seconds to a zip (DOS) time in UTC, clamped to the range DOS time can hold.
-pub fn dos_time_from_unix(secs: i64) -> DateTime {
+pub(crate) fn dos_time_from_unix(secs: i64) -> DateTime {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days: proleptic Gregorian calendar, no leap seconds.
@@ -84,6 +88,7 @@ struct Packed {
     size: u64,
     sha256: String,
     one_entry_zip: Vec<u8>,
+    reused: bool,
 }
 
 fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
@@ -91,12 +96,13 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
     let sha256 = hex::encode(Sha256::digest(&data));
-    let packed = |one_entry_zip| Packed {
+    let packed = |one_entry_zip, reused| Packed {
         path: entry.path.clone(),
         mode: entry.mode,
         size: data.len() as u64,
         sha256: sha256.clone(),
         one_entry_zip,
+        reused,
     };
     // Deflate at level 9 is the slowest step of a warm build; its output depends only on what
     // the key covers, so a cached copy is the same bytes.
@@ -108,34 +114,26 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         );
         dir.join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        return Ok(packed(bytes));
+    if let Some(bytes) = slot.as_ref().and_then(|p| fs_err::read(p).ok()) {
+        return Ok(packed(bytes, true));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
     w.write_all(&data)?;
     let one_entry_zip = w.finish()?.into_inner();
-    if let (Some(slot), Some(dir)) = (&slot, cache) {
+    if let Some(slot) = &slot {
         // A cache that cannot be written only costs speed.
-        let _ = store(dir, slot, &one_entry_zip);
+        let _ = write_atomic(slot, &one_entry_zip);
     }
-    Ok(packed(one_entry_zip))
+    Ok(packed(one_entry_zip, false))
 }
 
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
 const ZIP_WRITER: &str = "zip-9";
 
-fn store(dir: &Path, slot: &Path, bytes: &[u8]) -> Result<()> {
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(slot)?;
-    Ok(())
-}
-
 /// Writes `entries` (files; folders are added for them) as a zip to `out`.
 /// Files are compressed on every core (or taken from `cache`), then copied in sorted order.
-pub fn write<W: Write + Seek>(
+pub(crate) fn write<W: Write + Seek>(
     entries: &[Entry],
     time: DateTime,
     out: W,
@@ -145,7 +143,7 @@ pub fn write<W: Write + Seek>(
         .par_iter()
         .map(|e| pack(e, time, cache))
         .collect::<Result<_>>()?;
-    let dirs = layout::parent_dirs(entries.iter().map(|e| e.path.as_str()));
+    let dirs = rules::parent_dirs(entries.iter().map(|e| e.path.as_str()));
     packed.sort_by(|a, b| a.path.cmp(&b.path));
 
     enum Item<'a> {
@@ -167,6 +165,7 @@ pub fn write<W: Write + Seek>(
                     mode: MODE_DIR,
                     size: 0,
                     sha256: None,
+                    reused: false,
                 });
             }
             Item::File(p) => {
@@ -177,6 +176,7 @@ pub fn write<W: Write + Seek>(
                     mode: p.mode,
                     size: p.size,
                     sha256: Some(p.sha256.clone()),
+                    reused: p.reused,
                 });
             }
         }
@@ -188,7 +188,7 @@ pub fn write<W: Write + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Content;
+    use crate::model::entry::Content;
     use std::io::Read;
     use std::sync::Arc;
 
@@ -250,9 +250,16 @@ mod tests {
         let mut cold = Cursor::new(Vec::new());
         let mut warm = Cursor::new(Vec::new());
         let mut none = Cursor::new(Vec::new());
-        write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        assert!(listed.iter().all(|a| !a.reused));
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
-        write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let reused: Vec<&str> = listed.iter().filter(|a| a.reused).map(|a| a.path.as_str()).collect();
+        assert_eq!(
+            reused,
+            ["a/x.py", "b"],
+            "every file's compressed bytes come from the cache"
+        );
         write(&entries, DateTime::default(), &mut none, None).unwrap();
         assert_eq!(cold.get_ref(), warm.get_ref());
         assert_eq!(cold.get_ref(), none.get_ref());

@@ -1,26 +1,29 @@
-//! Executes a plan: per architecture gather, check, archive, verify; then put every file in
-//! place at once, so a failed build leaves nothing at the output paths.
+//! Executes a plan: per architecture, run its steps in order, then check, archive and verify;
+//! then put every file in place at once, so a failed build leaves nothing at the output paths.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
-use crate::arch::Arch;
-use crate::archive;
+use crate::archive::{self, Archived};
 use crate::check;
-use crate::gather;
-use crate::manifest::{self, LayerInfo, LimitsInfo, Manifest, ManifestEntry, ZipInfo};
-use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::gather::collector;
+use crate::manifest::{self, CollectorRecord, LayerInfo, LimitsInfo, Manifest, ManifestEntry, PackageRecord, ZipInfo};
+use crate::model::arch::Arch;
+use crate::model::entry::{Content, Entry};
+use crate::model::runtime::Runtime;
+use crate::plan::{LayerPlan, Plan, Step};
+use crate::python::TreeFiles;
+use crate::python::{compile, fetch, tree};
+use crate::support::fs::{self, Staged};
+use crate::support::progress::{self, Progress};
 use crate::verify;
 
 /// One finished zip.
 #[derive(Debug)]
-pub struct Built {
+pub(crate) struct Built {
     pub zip: PathBuf,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
@@ -28,128 +31,204 @@ pub struct Built {
     pub notes: Vec<String>,
 }
 
+/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
+pub(crate) fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
+    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
+    let staged: Vec<Outputs> = plan
+        .layers
+        .par_iter()
+        .map(|layer| stage(plan, layer, progress))
+        .collect::<Result<_>>()?;
+    let mut built = Vec::new();
+    for s in staged {
+        s.manifest.commit(&s.built.manifest_path)?;
+        s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
+        s.zip.commit(&s.built.zip)?;
+        built.push(s.built);
+    }
+    write_sha256sums(&plan.out, &built)?;
+    Ok(built)
+}
+
+/// What a layer's steps gathered.
+#[derive(Debug, Default)]
+struct Gathered {
+    entries: Vec<Entry>,
+    /// The Python tree, kept apart until its bytecode is in.
+    tree: TreeFiles,
+    collector: Option<CollectorRecord>,
+    packages: Vec<PackageRecord>,
+    bytecode_runtimes: Vec<Runtime>,
+    notes: Vec<String>,
+}
+
+/// Runs one step; the slow ones are progress stages that say what they fetched, built or reused.
+fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: &Progress) -> Result<()> {
+    match step {
+        Step::Files(entries) => got.entries.extend(entries.iter().cloned()),
+        Step::CheckConfig(path) => collector::config::check_file(path)?,
+        Step::Collector { source, dest } => {
+            let stage = progress.stage(arch, "collector");
+            stage.set_message(collector::describe(source, &plan.spec.dir));
+            let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
+            stage.done(&c.how);
+            let origin = c.record.source.clone();
+            got.entries
+                .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
+            got.collector = Some(c.record);
+        }
+        Step::Python(tree_plan) => {
+            let stage = progress.stage(arch, "wheels");
+            let cached = tree_plan
+                .wants
+                .iter()
+                .filter(|w| fetch::path(&plan.cache, &w.sha256, &w.file).is_file())
+                .count();
+            let missing = tree_plan.wants.len() - cached;
+            let from = match tree_plan.sources.wheelhouse {
+                Some(_) => "from the wheelhouse",
+                None => "fetched",
+            };
+            stage.set_message(format!("{missing} {from}, installing {}", tree_plan.wants.len()));
+            got.notes.extend(tree_plan.notes.iter().cloned());
+            let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
+            got.tree = tree.files;
+            got.packages = tree.packages;
+            let mut outcome = format!("{} installed", tree_plan.wants.len());
+            let parts = [(missing, from), (cached, "from the cache")];
+            let parts: Vec<String> = parts
+                .iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+            if !parts.is_empty() {
+                outcome = format!("{outcome}: {}", parts.join(", "));
+            }
+            stage.done(outcome);
+        }
+        Step::Bytecode(bytecode_plan) => {
+            let stage = progress.stage(arch, "bytecode");
+            stage.set_message(format!("compiling for {}", list(&bytecode_plan.runtimes)));
+            let c = compile::run(bytecode_plan, &plan.cache, &mut got.tree, &got.entries, &mut got.notes)?;
+            let outcome = if c.runtimes.is_empty() {
+                "none: no interpreter found for any runtime".to_string()
+            } else {
+                format!(
+                    "{}: {} compiled, {} from the cache",
+                    list(&c.runtimes),
+                    c.compiled,
+                    c.reused
+                )
+            };
+            got.entries.extend(c.spec_files);
+            got.bytecode_runtimes = c.runtimes;
+            stage.done(outcome);
+        }
+    }
+    Ok(())
+}
+
+/// `python3.8, python3.9`.
+fn list(items: &[impl std::fmt::Display]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Outputs written to temp files in --out, waiting to be renamed into place.
-struct Staged {
+struct Outputs {
     built: Built,
-    zip: NamedTempFile,
-    manifest: NamedTempFile,
-    checksum: NamedTempFile,
+    zip: Staged,
+    manifest: Staged,
+    checksum: Staged,
 }
 
-fn temp_in(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".layerbuild-")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "cannot create a temp file in {}: check the --out folder is writable",
-                dir.display()
-            )
-        })
-}
+fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
+    let arch = layer.arch;
+    let failed = || format!("cannot build the {arch} layer");
+    let mut got = Gathered::default();
+    for step in &layer.steps {
+        run_step(plan, arch, step, &mut got, progress).with_context(failed)?;
+    }
+    let tree = std::mem::take(&mut got.tree);
+    got.entries.extend(
+        tree.into_iter()
+            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
+    );
+    check::check(&got.entries, arch, plan.spec.spec.limits.unzipped_bytes).with_context(failed)?;
 
-fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
-    let bar = progress.stage(arch, "build");
-    bar.set_message("gathering inputs");
-    let layer = gather::gather(plan, arch).with_context(|| format!("cannot build the {arch} layer"))?;
-    bar.set_message("checking");
-    let limits = &plan.spec.spec.limits;
-    check::check(&layer.entries, arch, limits.unzipped_bytes)
-        .with_context(|| format!("cannot build the {arch} layer"))?;
-
-    bar.set_message(format!("compressing {} files", layer.entries.len()));
+    let zipping = progress.stage(arch, "zip");
+    zipping.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
     let listing = archive::write(
-        &layer.entries,
+        &got.entries,
         plan.time,
         &mut zip_bytes,
         Some(&plan.cache.join("deflate")),
     )?;
     let bytes = zip_bytes.into_inner();
-    let mut zip_tmp = temp_in(&plan.out)?;
-    zip_tmp.write_all(&bytes)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let reused = listing.iter().filter(|a| a.reused).count();
+    zipping.done(format!(
+        "{} files, {}: {} compressed, {reused} from the cache",
+        got.entries.len(),
+        progress::bytes(bytes.len() as u64),
+        got.entries.len() - reused
+    ));
+    let zip_path = plan.out.join(&layer.zip_name);
+    let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
 
-    let zip_name = plan.zip_name(arch);
-    let zip_path = plan.out.join(&zip_name);
-    let mut packages = layer.packages;
+    let verifying = progress.stage(arch, "verify");
+    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
+        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+    verifying.done(match verified.warnings.len() {
+        0 => "ok".to_string(),
+        n => format!("ok, {n} warning(s)"),
+    });
+    Ok(Outputs {
+        zip: fs::stage(&plan.out, &bytes)?,
+        manifest: fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?,
+        checksum: fs::stage(
+            &plan.out,
+            manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes(),
+        )?,
+        built: Built {
+            manifest_path: manifest::manifest_path(&zip_path),
+            zip: zip_path,
+            manifest,
+            warnings: verified.warnings,
+            notes: got.notes,
+        },
+    })
+}
+
+fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let limits = &plan.spec.spec.limits;
+    let mut packages = std::mem::take(&mut got.packages);
     packages.sort();
-    let manifest = Manifest {
+    Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         layer: LayerInfo {
             name: plan.spec.spec.name.clone(),
             version: plan.spec.spec.version.clone(),
-            arch: arch.lambda_name().to_string(),
+            arch: layer.arch.lambda_name().to_string(),
             runtimes: plan.runtimes.iter().map(|r| r.to_string()).collect(),
         },
         zip: ZipInfo {
-            file: zip_name.clone(),
+            file: layer.zip_name.clone(),
             size: bytes.len() as u64,
             code_sha256: manifest::code_sha256(&sha256),
-            sha256: sha256.clone(),
+            sha256,
             unzipped_size: listing.iter().map(|a| a.size).sum(),
         },
         limits: LimitsInfo {
             unzipped_bytes: limits.unzipped_bytes,
             zipped_warning_bytes: limits.zipped_warning_bytes,
         },
-        bytecode_runtimes: layer.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
+        bytecode_runtimes: got.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
         packages,
-        collector: layer.collector,
+        collector: got.collector.take(),
         entries: listing.iter().map(ManifestEntry::from_archived).collect(),
-    };
-
-    bar.set_message("verifying");
-    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
-        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
-
-    let mut manifest_tmp = temp_in(&plan.out)?;
-    manifest_tmp.write_all(manifest::to_json(&manifest).as_bytes())?;
-    let mut checksum_tmp = temp_in(&plan.out)?;
-    checksum_tmp.write_all(manifest::checksum_line(&sha256, &zip_name).as_bytes())?;
-    bar.done("ok");
-    Ok(Staged {
-        built: Built {
-            manifest_path: manifest::manifest_path(&zip_path),
-            zip: zip_path,
-            manifest,
-            warnings: verified.warnings,
-            notes: layer.notes,
-        },
-        zip: zip_tmp,
-        manifest: manifest_tmp,
-        checksum: checksum_tmp,
-    })
-}
-
-fn persist(tmp: NamedTempFile, to: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    // Temp files are 0600; outputs are for everyone to read.
-    fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot move the finished file to {}", to.display()))?;
-    Ok(())
-}
-
-/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
-pub fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
-    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
-    let staged: Vec<Staged> = plan
-        .arches
-        .par_iter()
-        .map(|&a| stage(plan, a, progress))
-        .collect::<Result<_>>()?;
-    let mut built = Vec::new();
-    for s in staged {
-        persist(s.manifest, &s.built.manifest_path)?;
-        persist(s.checksum, &manifest::checksum_path(&s.built.zip))?;
-        persist(s.zip, &s.built.zip)?;
-        built.push(s.built);
     }
-    write_sha256sums(&plan.out, &built)?;
-    Ok(built)
 }
 
 /// `SHA256SUMS` for every zip in the folder, built now or earlier, sorted by name.
@@ -169,7 +248,5 @@ fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
         };
         text.push_str(&manifest::checksum_line(&hex, &name));
     }
-    let mut tmp = temp_in(out)?;
-    tmp.write_all(text.as_bytes())?;
-    persist(tmp, &out.join("SHA256SUMS"))
+    fs::write_atomic(&out.join("SHA256SUMS"), text.as_bytes())
 }

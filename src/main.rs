@@ -1,46 +1,19 @@
-//! Entry point: run the command, print any error as one chain, map it to an exit code.
-
-mod arch;
-mod archive;
-mod build;
-mod bytecode;
-mod check;
-mod cli;
-mod collector;
-mod collector_config;
-mod elf;
-mod emulator;
-mod gather;
-mod layout;
-mod lock;
-mod lockfile;
-mod manifest;
-mod plan;
-mod receiver;
-mod runtime;
-mod sitepackages;
-mod smoke;
-mod spec;
-mod tags;
-mod verify;
-mod wheel;
-mod wheelcache;
-
-/// Services every command uses (laid out as the library will be).
-mod support {
-    pub mod cache;
-    pub mod progress;
-}
-use support::{cache, progress};
+//! The `layerbuild` binary: parse the flags, run, print any error as one line, exit 0, 1 or 2.
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    match cli::run() {
+    let cli = match layerbuild::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return layerbuild::argument_error(&e),
+    };
+    match layerbuild::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("layerbuild: {err:#}");
-            ExitCode::FAILURE
+            layerbuild::exit_code(&err)
         }
     }
 }

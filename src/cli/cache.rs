@@ -49,7 +49,11 @@ impl Usage {
 
     fn human(&self) -> String {
         let s = if self.files == 1 { "" } else { "s" };
-        format!("{} in {} file{s}", super::human_bytes(self.bytes), self.files)
+        format!(
+            "{} in {} file{s}",
+            crate::support::progress::bytes(self.bytes),
+            self.files
+        )
     }
 }
 

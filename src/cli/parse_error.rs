@@ -5,34 +5,41 @@ use std::error::Error as _;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-/// The one line for an argument error; `root` is the whole command tree, for the valid
-/// subcommands of the command that failed.
-pub fn one_line(err: &clap::Error, root: &clap::Command) -> String {
-    let path = command_path(err);
+/// The one line for an argument error; `root` is the whole command tree and `args` the command
+/// line as typed (without the program), which tell the command that failed.
+pub(super) fn one_line(err: &clap::Error, root: &clap::Command, args: &[String]) -> String {
+    let path = command_path(err, root, args);
     let what = what(err).unwrap_or_else(|| path.last().cloned().unwrap_or_default());
     let why = why(err, root, &path);
     format!("layerbuild: {what}: {why}: try '{} --help'", path.join(" "))
 }
 
-/// The command the error is about, from clap's usage line: `["layerbuild", "cache"]`.
-fn command_path(err: &clap::Error) -> Vec<String> {
-    let usage = match err.get(ContextKind::Usage) {
-        Some(ContextValue::StyledStr(s)) => s.to_string(),
-        _ => String::new(),
-    };
-    let words: Vec<String> = usage
-        .trim_start()
-        .strip_prefix("Usage:")
-        .unwrap_or("")
-        .split_whitespace()
-        .take_while(|w| !w.starts_with(['[', '<', '-']))
-        .map(str::to_string)
-        .collect();
-    if words.is_empty() {
-        vec!["layerbuild".to_string()]
-    } else {
-        words
+/// The command the error is about, `["layerbuild", "cache"]`: from clap's usage line when the
+/// error has one, else the subcommand names as typed.
+fn command_path(err: &clap::Error, root: &clap::Command, args: &[String]) -> Vec<String> {
+    if let Some(ContextValue::StyledStr(usage)) = err.get(ContextKind::Usage) {
+        let words: Vec<String> = usage
+            .to_string()
+            .trim_start()
+            .strip_prefix("Usage:")
+            .unwrap_or("")
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<', '-']))
+            .map(str::to_string)
+            .collect();
+        if !words.is_empty() {
+            return words;
+        }
     }
+    let mut path = vec![root.get_name().to_string()];
+    let mut cmd = root;
+    for arg in args.iter().take_while(|a| *a != "--") {
+        if let Some(sub) = cmd.find_subcommand(arg) {
+            path.push(sub.get_name().to_string());
+            cmd = sub;
+        }
+    }
+    path
 }
 
 fn text(v: Option<&ContextValue>) -> Option<String> {
@@ -153,6 +160,13 @@ mod tests {
                     .subcommand(Command::new("clean")),
             )
             .subcommand(Command::new("verify").arg(Arg::new("zip").value_name("ZIP").required(true)))
+            .subcommand(
+                Command::new("lock").arg(
+                    Arg::new("python")
+                        .long("python")
+                        .value_parser(|_: &str| -> Result<String, String> { Err("unknown runtime".into()) }),
+                ),
+            )
     }
 
     fn line(args: &[&str]) -> String {
@@ -161,7 +175,8 @@ mod tests {
             .clone()
             .try_get_matches_from(std::iter::once("layerbuild").chain(args.iter().copied()))
             .unwrap_err();
-        one_line(&err, &root)
+        let typed: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        one_line(&err, &root, &typed)
     }
 
     #[test]
@@ -185,6 +200,10 @@ mod tests {
         assert_eq!(
             line(&["verify"]),
             "layerbuild: <ZIP>: required, missing: try 'layerbuild verify --help'"
+        );
+        assert_eq!(
+            line(&["lock", "--python", "python2.7=/x"]),
+            "layerbuild: --python python2.7=/x: unknown runtime: try 'layerbuild lock --help'"
         );
         assert_eq!(
             line(&["cache", "empty"]),

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::support::fs::write_atomic;
+
 /// `$LAYERBUILD_CACHE`, else `$XDG_CACHE_HOME/layerbuild`, else `~/.cache/layerbuild`.
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     if let Some(p) = std::env::var_os("LAYERBUILD_CACHE").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
@@ -24,26 +26,26 @@ pub fn dir() -> PathBuf {
 
 /// The Cache Directory Tagging file: backup tools skip the folder, and `cache clean` only
 /// empties a folder that holds it with our name in it.
-pub const TAG_FILE: &str = "CACHEDIR.TAG";
+pub(crate) const TAG_FILE: &str = "CACHEDIR.TAG";
 const TAG_SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55\n";
 const TAG_BY_US: &str = "created by layerbuild";
 /// Taken shared by every command that uses the cache, exclusively by `cache clean`.
-pub const LOCK_FILE: &str = ".lock";
+pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Whether `root` is a cache layerbuild made (it holds our tag).
-pub fn is_ours(root: &Path) -> bool {
+pub(crate) fn is_ours(root: &Path) -> bool {
     std::fs::read_to_string(root.join(TAG_FILE)).is_ok_and(|t| t.starts_with(TAG_SIGNATURE) && t.contains(TAG_BY_US))
 }
 
 /// A command's hold on the cache root; released when dropped (or when the process ends).
 #[derive(Debug)]
-pub struct Hold {
+pub(crate) struct Hold {
     _lock: File,
 }
 
 /// Creates and tags the cache root if needed, then holds it shared for as long as the command
 /// runs: other commands run alongside, `cache clean` waits its turn. Blocks while a clean runs.
-pub fn hold(root: &Path) -> Result<Hold> {
+pub(crate) fn hold(root: &Path) -> Result<Hold> {
     fs_err::create_dir_all(root)
         .with_context(|| "cannot create the cache folder: set LAYERBUILD_CACHE to a writable folder")?;
     if !root.join(TAG_FILE).exists() {
@@ -55,7 +57,7 @@ pub fn hold(root: &Path) -> Result<Hold> {
 }
 
 /// The exclusive hold `cache clean` needs, or `None` while any other command holds the cache.
-pub fn hold_alone(root: &Path) -> Result<Option<Hold>> {
+pub(crate) fn hold_alone(root: &Path) -> Result<Option<Hold>> {
     let lock = open_lock(root)?;
     match flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
         Ok(()) => Ok(Some(Hold { _lock: lock })),
@@ -96,18 +98,13 @@ fn write_tag(root: &Path) -> Result<()> {
     let text = format!(
         "{TAG_SIGNATURE}# This file is a cache directory tag {TAG_BY_US}: `layerbuild cache clean` empties this folder.\n"
     );
-    // Written aside, then renamed: a concurrent reader sees no tag or a whole one.
-    let mut tmp = tempfile::NamedTempFile::new_in(root).with_context(|| {
+    // Atomic: a concurrent reader sees no tag or a whole one.
+    write_atomic(&root.join(TAG_FILE), text.as_bytes()).with_context(|| {
         format!(
-            "cannot write in the cache folder {}: set LAYERBUILD_CACHE to a writable folder",
+            "cannot tag the cache folder {}: set LAYERBUILD_CACHE to a writable folder",
             root.display()
         )
-    })?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(root.join(TAG_FILE))
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot tag the cache folder {}", root.display()))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a stage that is still running says so in plain mode.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// `--progress`: how progress is shown on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// Spinners when stderr is a terminal, plain lines otherwise.
     #[default]
     Auto,
@@ -32,7 +32,7 @@ pub enum ProgressMode {
 
 /// Where progress goes; cheap to clone and safe to share between threads.
 #[derive(Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     shared: Option<Arc<Shared>>,
 }
 
@@ -219,7 +219,7 @@ impl Shared {
 
 /// One running stage; say how it ended with `done`. Dropped unfinished (an error on the way),
 /// it reports that it stopped.
-pub struct Stage {
+pub(crate) struct Stage {
     shared: Option<Arc<Shared>>,
     state: Option<Arc<StageState>>,
     bar: Option<ProgressBar>,
@@ -262,7 +262,7 @@ impl Drop for Stage {
 }
 
 /// `0.4s`, `12s`, `1m32s`: short, and precise where it matters.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 10.0 {
         format!("{secs:.1}s")
@@ -270,6 +270,20 @@ pub fn duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// `100 B`, `4.6 KiB`, `9.1 MiB`, `1.2 GiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    let f = n as f64;
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", f / (1u64 << 30) as f64)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", f / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else {
+        format!("{n} B")
     }
 }
 
@@ -408,6 +422,14 @@ mod tests {
         let s = Progress::hidden().stage("arm64", "collector");
         s.set_message("x");
         s.done("y");
+    }
+
+    #[test]
+    fn sizes_read_short() {
+        assert_eq!(bytes(100), "100 B");
+        assert_eq!(bytes(4704), "4.6 KiB");
+        assert_eq!(bytes(9_500_000), "9.1 MiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

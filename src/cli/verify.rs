@@ -1,0 +1,77 @@
+//! `layerbuild verify`: re-check finished zips and print one line per zip.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use crate::support::usage::usage;
+use crate::verify;
+
+#[derive(Debug, Args)]
+pub(super) struct VerifyArgs {
+    /// Zips to check; each needs the manifest written beside it by `build`.
+    #[arg(required = true, value_name = "ZIP")]
+    zips: Vec<PathBuf>,
+    /// Manifest to check against, instead of the one beside the zip.
+    #[arg(long, value_name = "PATH")]
+    manifest: Option<PathBuf>,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
+    for zip in &args.zips {
+        require_zip(zip)?;
+    }
+    let results = verify::run(&args.zips, args.manifest.as_deref())?;
+    for (_, v) in &results {
+        for w in &v.warnings {
+            eprintln!("layerbuild: warning: {w}");
+        }
+    }
+    if args.json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|(z, v)| json!({"zip": z, "ok": true, "entries": v.entries, "size": v.size, "unzipped_size": v.unzipped, "sha256": v.sha256}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "verified": v }))?);
+    } else if !args.quiet {
+        for (z, v) in &results {
+            println!(
+                "ok {} ({} entries, {} bytes, sha256 {})",
+                z.display(),
+                v.entries,
+                v.size,
+                v.sha256
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A path that names nothing is a usage error; a file that is not a zip at all is named as
+/// such, before any talk of manifests.
+fn require_zip(zip: &std::path::Path) -> Result<()> {
+    let mut head = [0u8; 4];
+    let read = std::fs::File::open(zip).and_then(|mut f| std::io::Read::read(&mut f, &mut head));
+    match read {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(usage(format!(
+            "{}: no such file: give the path of a layer zip written by `layerbuild build`",
+            zip.display()
+        ))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("{}: cannot read it", zip.display()))),
+        // A zip starts with a local file header, or, when empty, with its end record.
+        Ok(4) if &head == b"PK\x03\x04" || &head == b"PK\x05\x06" => Ok(()),
+        Ok(_) => anyhow::bail!(
+            "{}: not a zip file: give a layer zip written by `layerbuild build`",
+            zip.display()
+        ),
+    }
+}
