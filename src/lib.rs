@@ -22,23 +22,14 @@ mod archive;
 mod build;
 mod check;
 mod cli;
-mod emulator;
 mod gather;
 mod manifest;
 mod model;
 mod plan;
 mod python;
-mod receiver;
 mod smoke;
 mod spec;
 mod support;
 mod verify;
-
-// Old paths the smoke code still names; the merge of the smoke split points it at the new
-// homes, and these go.
-use check::elf;
-use check::rules as layout;
-use model::{arch, runtime};
-use support::cache;
 
 pub use cli::{Cli, argument_error, exit_code, run};

@@ -39,7 +39,6 @@ pub(crate) struct Interpreter {
 
 impl Interpreter {
     /// The Lambda runtime this interpreter can stand in for.
-    #[expect(dead_code, reason = "the smoke run calls it once the lead merges the smoke split")]
     pub(crate) fn runtime(&self) -> Option<Runtime> {
         format!("python{}.{}", self.version.major, self.version.minor)
             .parse()

@@ -1,15 +1,21 @@
 //! An OTLP/HTTP JSON receiver on 127.0.0.1 that records the spans the collector forwards, plus
 //! the plain HTTP target the smoke handler calls.
+//!
+//! It can answer late, standing in for a backend far away: a post counts as received only when
+//! the receiver answers it, as an exporter learns of delivery only then.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::smoke::http::{Request, Response, Server};
+use super::clock::Clock;
+use super::http::{Request, Response, Server};
+use super::watch::Watch;
 
 pub const TARGET_PATH: &str = "/smoke-target";
 
@@ -26,6 +32,18 @@ pub struct Span {
     pub scope: String,
     pub attributes: BTreeMap<String, String>,
     pub resource: BTreeMap<String, String>,
+    /// When the receiver accepted the post that carried it, on the run's clock (microseconds).
+    pub received_us: u64,
+}
+
+impl Span {
+    /// The Lambda request this span was recorded for, by the aws-lambda instrumentation's attributes.
+    pub fn request_id(&self) -> Option<&str> {
+        ["faas.invocation_id", "faas.execution"]
+            .iter()
+            .find_map(|k| self.attributes.get(*k))
+            .map(String::as_str)
+    }
 }
 
 pub fn kind_name(kind: i64) -> &'static str {
@@ -57,15 +75,11 @@ pub struct Received {
 }
 
 struct Shared {
-    got: Mutex<Received>,
-    cond: Condvar,
+    got: Watch<Received>,
     target_body: String,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Received> {
-        self.got.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    clock: Clock,
+    /// How long each OTLP post is held before it is accepted and answered, in milliseconds.
+    delay_ms: AtomicU64,
 }
 
 pub struct Receiver {
@@ -76,11 +90,12 @@ pub struct Receiver {
 impl Receiver {
     /// `target_body` is what the target answers: smoke makes it unique per run, so a result that
     /// carries it proves the call happened.
-    pub fn start(target_body: String) -> Result<Receiver> {
+    pub fn start(target_body: String, clock: Clock) -> Result<Receiver> {
         let shared = Arc::new(Shared {
-            got: Mutex::new(Received::default()),
-            cond: Condvar::new(),
+            got: Watch::new(Received::default()),
             target_body,
+            clock,
+            delay_ms: AtomicU64::new(0),
         });
         let s2 = shared.clone();
         let server = Server::start("otlp-receiver", 0, Arc::new(move |req| Some(handle(&s2, req))))?;
@@ -95,59 +110,56 @@ impl Receiver {
         format!("http://127.0.0.1:{}", self.port())
     }
 
-    pub fn snapshot(&self) -> Received {
-        self.shared.lock().clone()
+    /// From now on, hold each OTLP post this long before accepting it (a backend that far away).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
-    /// Waits at most `max` for `f` to hold on what was received.
-    pub fn wait_for(&self, max: Duration, mut f: impl FnMut(&Received) -> bool) -> bool {
-        let end = Instant::now() + max;
-        let mut got = self.shared.lock();
-        loop {
-            if f(&got) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            got = self
-                .shared
-                .cond
-                .wait_timeout(got, (end - now).min(Duration::from_millis(50)))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+    pub fn snapshot(&self) -> Received {
+        self.shared.got.lock().clone()
+    }
+
+    /// Waits until `ready` holds on what was received, or `deadline`; says whether it held.
+    pub fn wait_until(&self, deadline: Instant, mut ready: impl FnMut(&Received) -> bool) -> bool {
+        self.shared
+            .got
+            .wait_until(deadline, |got| ready(got).then_some(()))
+            .is_some()
     }
 }
 
 fn handle(sh: &Shared, req: Request) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", TARGET_PATH) => {
-            sh.lock().target_hits.push(TargetHit {
-                query: req.query.clone(),
-                traceparent: req.header("traceparent").map(str::to_string),
+            sh.got.update(|got| {
+                got.target_hits.push(TargetHit {
+                    query: req.query.clone(),
+                    traceparent: req.header("traceparent").map(str::to_string),
+                })
             });
-            sh.cond.notify_all();
             Response::new(200, "text/plain", sh.target_body.clone())
         }
         ("POST", "/v1/traces") => {
             let result = parse_request(&req);
-            let mut got = sh.lock();
-            got.posts += 1;
-            let resp = match result {
-                Ok(spans) => {
-                    got.spans.extend(spans);
-                    Response::json(200, &json!({}))
+            let delay = sh.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay));
+            }
+            let at = sh.clock.us();
+            sh.got.update(|got| {
+                got.posts += 1;
+                match result {
+                    Ok(spans) => {
+                        got.spans
+                            .extend(spans.into_iter().map(|s| Span { received_us: at, ..s }));
+                        Response::json(200, &json!({}))
+                    }
+                    Err(problem) => {
+                        got.problems.push(problem.clone());
+                        Response::json(400, &json!({"code": 3, "message": problem}))
+                    }
                 }
-                Err(problem) => {
-                    got.problems.push(problem.clone());
-                    Response::json(400, &json!({"code": 3, "message": problem}))
-                }
-            };
-            drop(got);
-            sh.cond.notify_all();
-            resp
+            })
         }
         // Metrics and logs are accepted so an exporter configured for them does not retry.
         ("POST", "/v1/metrics" | "/v1/logs") => Response::json(200, &json!({})),
@@ -207,6 +219,7 @@ pub fn parse_traces(v: &Value) -> Result<Vec<Span>, String> {
                     scope: scope.clone(),
                     attributes: attributes(&s["attributes"]),
                     resource: resource.clone(),
+                    received_us: 0,
                 });
             }
         }
@@ -274,7 +287,7 @@ mod tests {
 
     #[test]
     fn receives_over_http_and_names_wrong_encodings() {
-        let r = Receiver::start("body-42".into()).unwrap();
+        let r = Receiver::start("body-42".into(), Clock::start()).unwrap();
         let host = format!("127.0.0.1:{}", r.port());
         let (st, _) = post(
             &host,
@@ -294,10 +307,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(st, 400);
-        assert!(r.wait_for(Duration::from_secs(5), |g| g.posts == 2));
+        assert!(r.wait_until(Instant::now() + Duration::from_secs(5), |g| g.posts == 2));
         let got = r.snapshot();
         assert_eq!(got.spans.len(), 2);
         assert_eq!(got.problems.len(), 1);
         assert!(got.problems[0].contains("encoding: json"), "{:?}", got.problems);
+    }
+
+    #[test]
+    fn a_late_receiver_accepts_only_when_it_answers() {
+        let clock = Clock::start();
+        let r = Receiver::start("b".into(), clock).unwrap();
+        r.set_delay(Duration::from_millis(300));
+        let host = format!("127.0.0.1:{}", r.port());
+        let sent = clock.us();
+        let (st, _) = post(
+            &host,
+            "/v1/traces",
+            "application/json",
+            SAMPLE.as_bytes(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let answered = clock.us();
+        assert_eq!(st, 200);
+        assert!(answered - sent >= 300_000, "answered after {} us", answered - sent);
+        let got = r.snapshot();
+        assert_eq!(got.spans.len(), 2);
+        assert!(
+            got.spans.iter().all(|s| s.received_us >= sent + 300_000),
+            "{:?}",
+            got.spans
+        );
+        assert_eq!(got.spans[0].request_id(), Some("req-1"));
+        // The target the handler calls is never late.
+        r.set_delay(Duration::ZERO);
+        let started = Instant::now();
+        let (st, _) = post(
+            &host,
+            "/v1/traces",
+            "application/json",
+            SAMPLE.as_bytes(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(st, 200);
+        assert!(started.elapsed() < Duration::from_millis(300));
     }
 }
