@@ -74,7 +74,7 @@ fn argument_errors_are_one_line_with_the_help_hint() {
         ),
         (
             &["smoke", "layer.zip", "--dir", "opt"],
-            "layerbuild: --dir <DIR>: cannot be used with <ZIP>: try 'layerbuild smoke --help'",
+            "layerbuild: [ZIP]: cannot be used with --dir <DIR>: try 'layerbuild smoke --help'",
         ),
         (
             &["lock", "--python", "python2.7=/usr/bin/python2"],
@@ -100,7 +100,7 @@ fn argument_errors_are_one_line_with_the_help_hint() {
     layerbuild: --progress loud: invalid value, use auto, bar, plain or never: try 'layerbuild --help'
     layerbuild: <ZIP>...: required, missing: try 'layerbuild verify --help'
     layerbuild: --bogus: unexpected argument: try 'layerbuild smoke --help'
-    layerbuild: --dir <DIR>: cannot be used with <ZIP>: try 'layerbuild smoke --help'
+    layerbuild: [ZIP]: cannot be used with --dir <DIR>: try 'layerbuild smoke --help'
     layerbuild: --python python2.7=/usr/bin/python2: unknown runtime `python2.7`: use Lambda's names, e.g. python3.9: try 'layerbuild lock --help'
     layerbuild: empty: unknown command, use dir, size or clean: try 'layerbuild cache --help'
     ");
@@ -245,7 +245,7 @@ fn smoke_usage_names_both_ways_to_give_a_layer() {
     let d = tempfile::tempdir().unwrap();
     let (code, err) = fails(d.path(), &["smoke"]);
     assert_eq!(code, 2);
-    insta::assert_snapshot!(err, @"layerbuild: <ZIP|--dir DIR>: required, missing: try 'layerbuild smoke --help'");
+    insta::assert_snapshot!(err, @"layerbuild: <ZIP|--dir <DIR>>: required, missing: try 'layerbuild smoke --help'");
     let out = layerbuild(d.path()).args(["smoke", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -49,6 +49,10 @@ enum Command {
     /// Resolve python.requirements with pip for every architecture and runtime, and write the lock file named by the spec's `python.lock` key (e.g. layer-src/requirements.txt).
     Lock(lock::LockArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
+    #[command(
+        override_usage = "layerbuild smoke [OPTIONS] <ZIP|--dir DIR>",
+        group(clap::ArgGroup::new("layer").required(true).args(["zip", "dir"]))
+    )]
     Smoke(crate::smoke::SmokeArgs),
     /// Show or empty the cache of wheels, bytecode, compressed entries and collector builds.
     Cache {
@@ -74,7 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Build(args)) => build::run(&args, progress),
         Some(Command::Plan(args)) => plan::run(&args),
         Some(Command::Verify(args)) => verify::run(&args),
-        Some(Command::Smoke(args)) => crate::smoke::command(&args),
+        Some(Command::Smoke(args)) => crate::smoke::command(&args, progress),
         Some(Command::Lock(args)) => lock::run(&args, progress),
         Some(Command::Cache { command }) => cache::run(&command),
     }

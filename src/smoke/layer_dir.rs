@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use super::{FUNCTION_NAME, HANDLER, REGION, SmokeError};
 use crate::manifest::Manifest;
+use crate::model::arch::Arch;
 
 const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
 const HANDLER_PY: &str = include_str!("handler.py");
@@ -23,6 +24,8 @@ pub(crate) struct Layer {
     /// The zip or folder it came from, as given.
     pub(crate) source: String,
     pub(crate) manifest: Option<Manifest>,
+    /// Where the manifest was read from, when there is one.
+    pub(crate) manifest_path: Option<PathBuf>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -47,15 +50,18 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
         .context("cannot create a temp folder for the layer")?;
     let root = work.path().join("opt");
     let mut notes = Vec::new();
+    let mut manifest_path = None;
     let (source, manifest) = match (zip, dir) {
         (Some(zip), _) => {
             unpack_zip(zip, &root)?;
             let mpath = crate::manifest::manifest_path(zip);
             let manifest = if mpath.exists() {
-                Some(crate::manifest::read(&mpath)?)
+                let m = crate::manifest::read(&mpath)?;
+                manifest_path = Some(mpath);
+                Some(m)
             } else {
                 notes.push(format!(
-                    "no manifest at {}: arch and runtimes from the flags",
+                    "no manifest at {}: runtimes from the flags (else python3.9)",
                     mpath.display()
                 ));
                 None
@@ -77,8 +83,38 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
         root,
         source,
         manifest,
+        manifest_path,
         notes,
     })
+}
+
+/// The architectures of the ELF files directly in `extensions/` (what Lambda starts), each with
+/// the names of its files; empty when there are none.
+pub(crate) fn extension_arches(root: &Path) -> BTreeMap<Arch, Vec<String>> {
+    let mut found: BTreeMap<Arch, Vec<String>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(root.join("extensions")) else {
+        return found;
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let mut head = Vec::with_capacity(64);
+        let read = std::fs::File::open(e.path()).and_then(|f| f.take(64).read_to_end(&mut head));
+        if read.is_err() || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let machine = crate::check::elf::machine(&head);
+        if let Some(arch) = [Arch::X86_64, Arch::Arm64]
+            .into_iter()
+            .find(|a| Some(a.elf_machine()) == machine)
+        {
+            found
+                .entry(arch)
+                .or_default()
+                .push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
 }
 
 fn set_writable(root: &Path, writable: bool) {

@@ -31,6 +31,7 @@ use report::{Report, RunReport, render};
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::support::progress::{Progress, ProgressMode};
 use layer_dir::Layer;
 use options::Round;
 use python::{find_python, prepare_runtime, probe_python};
@@ -55,6 +56,9 @@ pub enum SmokeError {
     ManifestArch { layer: String, arch: String },
     #[error("--python {}: {why}: give a working python3.X interpreter", .path.display())]
     Python { path: PathBuf, why: String },
+    /// The flags ask for what this layer is not (a runtime it was not built for, say): exit 2.
+    #[error("{0}")]
+    Usage(String),
     #[error(transparent)]
     Setup(#[from] anyhow::Error),
 }
@@ -66,11 +70,18 @@ pub(crate) struct Ctx<'a> {
     /// Where run folders, probes and logs go.
     pub(crate) work: &'a Path,
     pub(crate) args: &'a SmokeArgs,
+    /// Where the runs report their stages.
+    pub(crate) progress: &'a Progress,
 }
 
 /// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
-pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
-    let report = run(args)?;
+pub fn command(args: &SmokeArgs, mode: ProgressMode) -> Result<ExitCode> {
+    let progress = Progress::new(mode, false);
+    let report = match run(args, &progress) {
+        Ok(report) => report,
+        Err(SmokeError::Usage(message)) => return Err(crate::support::usage::usage(message)),
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -88,14 +99,18 @@ fn host_arch() -> Result<Arch, SmokeError> {
 }
 
 /// Runs the layer as the flags say and reports; an error only when nothing could run at all.
-fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
+fn run(args: &SmokeArgs, progress: &Progress) -> Result<Report, SmokeError> {
     let host = host_arch()?;
-    let layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
-    let arch = layer_arch(&layer, args.arch, host)?;
+    let mut layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
+    let arch = layer_arch(&mut layer, args.arch, host)?;
+    for &rt in &args.runtime {
+        check_runtime(&layer, &format!("--runtime {rt}"), rt)?;
+    }
     let ctx = Ctx {
         layer: &layer.root,
         work: layer.work(),
         args,
+        progress,
     };
     let mut report = Report {
         layer: layer.source.clone(),
@@ -119,16 +134,56 @@ fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
     Ok(report)
 }
 
-/// `--arch`, else the manifest's, else the host's.
-fn layer_arch(layer: &Layer, flag: Option<Arch>, host: Arch) -> Result<Arch, SmokeError> {
+/// `--arch`, else the manifest's, else that of the ELF files in `extensions/`, else the host's.
+fn layer_arch(layer: &mut Layer, flag: Option<Arch>, host: Arch) -> Result<Arch, SmokeError> {
     match (&layer.manifest, flag) {
         (_, Some(a)) => Ok(a),
         (Some(m), None) => Arch::parse(&m.layer.arch).ok_or_else(|| SmokeError::ManifestArch {
             layer: layer.source.clone(),
             arch: m.layer.arch.clone(),
         }),
-        (None, None) => Ok(host),
+        (None, None) => {
+            let found = layer_dir::extension_arches(&layer.root);
+            let mut arches = found.keys().copied();
+            match (arches.next(), arches.next()) {
+                (None, _) => Ok(host),
+                (Some(a), None) => {
+                    layer.notes.push(format!(
+                        "architecture {a}, from the ELF files in extensions/ (--arch overrides it)"
+                    ));
+                    Ok(a)
+                }
+                (Some(_), Some(_)) => Err(SmokeError::Usage(format!(
+                    "{}: extensions/ holds ELF files for {}: pass --arch to say which layer this is",
+                    layer.source,
+                    found
+                        .iter()
+                        .map(|(a, names)| format!("{a} ({})", names.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ))),
+            }
+        }
     }
+}
+
+/// A runtime the layer's manifest does not list is a usage error naming those it does.
+fn check_runtime(layer: &Layer, flag: &str, rt: Runtime) -> Result<(), SmokeError> {
+    let Some(m) = &layer.manifest else {
+        return Ok(());
+    };
+    if m.layer.runtimes.iter().any(|r| Runtime::parse(r) == Some(rt)) {
+        return Ok(());
+    }
+    Err(SmokeError::Usage(format!(
+        "{flag}: not one of the layer's runtimes ({}, from {}): pick one of them, or build the layer for {rt}",
+        m.layer.runtimes.join(", "),
+        layer
+            .manifest_path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    )))
 }
 
 /// A runtime to run, with its interpreter or where smoke looked for one.
@@ -138,6 +193,8 @@ type Wanted = (Runtime, Result<python::Interp, String>);
 fn runtimes(ctx: &Ctx, layer: &Layer) -> Result<Vec<Wanted>, SmokeError> {
     if let Some(p) = &ctx.args.python {
         let interp = probe_python(p, ctx.work).map_err(|why| SmokeError::Python { path: p.clone(), why })?;
+        let flag = format!("--python {} (python{})", p.display(), interp.runtime.dotted());
+        check_runtime(layer, &flag, interp.runtime)?;
         return Ok(vec![(interp.runtime, Ok(interp))]);
     }
     let wanted: Vec<Runtime> = if !ctx.args.runtime.is_empty() {
@@ -164,15 +221,33 @@ fn run_natively(ctx: &Ctx, layer: &Layer, report: &mut Report) -> Result<(), Smo
                 continue;
             }
         };
+        let scope = format!("python{}", rt.dotted());
+        let stage = ctx.progress.stage(&scope, "runtime packages");
+        stage.set_message("pip install into the cache, once per runtime");
         let prep = prepare_runtime(&interp, ctx.args);
+        stage.done(format!("client {}", prep.client));
+        let stage = ctx.progress.stage(&scope, "run");
+        stage.set_message(format!("cold start and {} invocation(s)", rounds.len()));
         let run = runs::run_native(ctx, &interp, &prep, &rounds, ctx.args.freeze_hold());
+        stage.done(verdict(&run));
         let time_cold_starts = ctx.args.cold_start_runs > 0 && run.worked() && report.cold_start.is_none();
         report.runs.push(run);
         if time_cold_starts {
+            let stage = ctx.progress.stage(&scope, "cold starts");
             report.cold_start = Some(runs::cold_start(ctx, &interp, &prep, ctx.args.cold_start_runs));
+            stage.done(format!("{} timed", ctx.args.cold_start_runs));
         }
     }
     Ok(())
+}
+
+/// A run's outcome in a progress line; the report has the details.
+fn verdict(run: &RunReport) -> &'static str {
+    if run.passed {
+        "passed"
+    } else {
+        "failed (the report below says why)"
+    }
 }
 
 /// A layer of another architecture: its ELF files read, its extensions run under qemu.
@@ -196,7 +271,11 @@ fn run_foreign(ctx: &Ctx, arch: Arch, host: Arch, report: &mut Report) {
                 .filter(|r| r.cold || !r.backend_delay.is_zero())
                 .take(2)
                 .collect();
-            runs::run_emulated(ctx, &q, arch, &rounds, ctx.args.freeze_hold())
+            let stage = ctx.progress.stage(arch, "emulated run");
+            stage.set_message(format!("extensions under {}", q.display()));
+            let run = runs::run_emulated(ctx, &q, arch, &rounds, ctx.args.freeze_hold());
+            stage.done(verdict(&run));
+            run
         }
         None => RunReport {
             runtime: "none".into(),
