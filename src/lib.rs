@@ -32,4 +32,4 @@ mod spec;
 mod support;
 mod verify;
 
-pub use cli::{Cli, argument_error, exit_code, run};
+pub use cli::{Cli, argument_error, exit_code, output_of, run};

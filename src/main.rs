@@ -12,6 +12,10 @@ fn main() -> ExitCode {
     match layerbuild::run(cli) {
         Ok(code) => code,
         Err(err) => {
+            // A failed program's output first, so that the last line is the error, whole.
+            for line in layerbuild::output_of(&err) {
+                eprintln!("{line}");
+            }
             eprintln!("layerbuild: {err:#}");
             layerbuild::exit_code(&err)
         }

@@ -207,39 +207,11 @@ fn cache_clean_refuses_a_folder_that_is_not_a_layerbuild_cache() {
     assert!(!d.path().join("none").exists());
 }
 
-/// A `go` on PATH that signals it started, then takes `secs` to "build".
-fn slow_go(dir: &Path, secs: u32) -> std::ffi::OsString {
-    write(
-        dir,
-        "elf/elf-amd64",
-        &common::fake_elf(common::EM_X86_64, common::ET_EXEC, 64),
-    );
-    let script = format!(
-        "#!/bin/sh\ncase \"$1\" in\nversion) echo 'go version go0.0-fake linux/amd64' ;;\nlist) echo 'example.com/c v0.0.1' ;;\nbuild) touch '{d}/go-started'; sleep {secs}; while [ \"$1\" != -o ]; do shift; done; cp '{d}/elf/elf-amd64' \"$2\" ;;\nesac\n",
-        d = dir.display()
-    );
-    write(dir, "fakebin/go", script.as_bytes());
-    std::fs::set_permissions(
-        dir.join("fakebin/go"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    write(dir, "gomod/go.mod", b"module example.com/c\n\ngo 1.22\n");
-    let spec = std::fs::read_to_string(dir.join("layer.yaml")).unwrap().replace(
-        "  per_arch:\n    x86_64: {path: bin/collector-amd64}\n    arm64: {path: bin/collector-arm64}\n",
-        "  source: {go: gomod}\n",
-    );
-    write(dir, "layer.yaml", spec.as_bytes());
-    let mut paths = vec![dir.join("fakebin")];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
-    std::env::join_paths(paths).unwrap()
-}
-
 #[test]
 fn cache_clean_refuses_while_a_build_uses_the_cache() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
-    let path = slow_go(d.path(), 6);
+    let path = common::fake_go(d.path(), common::GoBuild::After(6));
     let bin = assert_cmd::cargo::cargo_bin("layerbuild");
     let mut build = StdCommand::new(bin)
         .current_dir(d.path())

@@ -294,3 +294,22 @@ fn smoke_refuses_extensions_of_two_architectures_without_arch() {
     assert_eq!(code, 2);
     insta::assert_snapshot!(err, @"layerbuild: opt: extensions/ holds ELF files for x86_64 (one) and arm64 (two): pass --arch to say which layer this is");
 }
+
+#[test]
+fn a_failed_go_build_shows_go_output_above_a_one_line_error() {
+    let d = tempfile::tempdir().unwrap();
+    fixture(d.path());
+    let path = common::fake_go(d.path(), common::GoBuild::Fails);
+    let out = layerbuild(d.path())
+        .env("PATH", &path)
+        .args(["--arch", "x86_64", "--progress", "never"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stderr).unwrap();
+    insta::assert_snapshot!(text, @r"
+      | ./main.go:3:2: undefined: collectr
+      | ./main.go:4:2: undefined: run
+    layerbuild: cannot build the x86_64 layer: `go build` failed in ./gomod (exit status: 1): go's output is above: fix the module, or use a `path:` collector source
+    ");
+}

@@ -9,10 +9,10 @@ mod wheels;
 // wheels.rs names its ELF helpers `crate::elf`; common re-exports them.
 use common as elf;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{EM_AARCH64, EM_X86_64, ET_EXEC, fake_elf, fixture, layerbuild, write};
+use common::{GoBuild, fake_go, fixture, layerbuild, write};
 
 /// Durations change from run to run: `<t>` in snapshots.
 fn filters() -> Vec<(&'static str, &'static str)> {
@@ -125,48 +125,14 @@ fn many_files_still_make_one_line_per_stage() {
     assert_eq!(lines(few.path()), lines(many.path()));
 }
 
-/// A `go` on PATH that answers like Go and "builds" by copying a fake ELF, slowly if asked.
-fn fake_go(dir: &Path, sleep_secs: u32) -> PathBuf {
-    write(dir, "elf/elf-amd64", &fake_elf(EM_X86_64, ET_EXEC, 64));
-    write(dir, "elf/elf-arm64", &fake_elf(EM_AARCH64, ET_EXEC, 64));
-    let script = format!(
-        "#!/bin/sh\n\
-         case \"$1\" in\n\
-         version) echo 'go version go0.0-fake linux/amd64' ;;\n\
-         list) echo 'example.com/fakecollector v0.0.1' ;;\n\
-         build)\n  touch '{dir}/go-started'\n  sleep {sleep_secs}\n  \
-           while [ \"$1\" != -o ]; do shift; done\n  cp \"{dir}/elf/elf-$GOARCH\" \"$2\" ;;\n\
-         *) echo \"fake go: $*\" >&2; exit 2 ;;\n\
-         esac\n",
-        dir = dir.display()
-    );
-    let bin = dir.join("fakebin");
-    write(&bin, "go", script.as_bytes());
-    std::fs::set_permissions(bin.join("go"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    write(dir, "gomod/go.mod", b"module example.com/fakecollector\n\ngo 1.22\n");
-    write(dir, "gomod/main.go", b"package main\n\nfunc main() {}\n");
-    let spec = std::fs::read_to_string(dir.join("layer.yaml")).unwrap().replace(
-        "  per_arch:\n    x86_64: {path: bin/collector-amd64}\n    arm64: {path: bin/collector-arm64}\n",
-        "  source: {go: gomod}\n",
-    );
-    write(dir, "layer.yaml", spec.as_bytes());
-    bin
-}
-
-fn path_with(bin: &Path) -> std::ffi::OsString {
-    let mut paths = vec![bin.to_path_buf()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
-    std::env::join_paths(paths).unwrap()
-}
-
 #[test]
 fn a_go_build_says_built_then_reused() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
-    let bin = fake_go(d.path(), 0);
+    let path = fake_go(d.path(), GoBuild::After(0));
     let run = || {
         let out = layerbuild(d.path())
-            .env("PATH", path_with(&bin))
+            .env("PATH", &path)
             .args(["--arch", "x86_64", "--progress", "plain", "--out", "dist"])
             .output()
             .unwrap();
@@ -191,9 +157,9 @@ fn a_go_build_says_built_then_reused() {
 fn a_slow_stage_prints_a_heartbeat_about_every_ten_seconds() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
-    let bin = fake_go(d.path(), 12);
+    let path = fake_go(d.path(), GoBuild::After(12));
     let out = layerbuild(d.path())
-        .env("PATH", path_with(&bin))
+        .env("PATH", &path)
         .args(["--arch", "x86_64", "--progress", "plain", "--out", "dist"])
         .output()
         .unwrap();

@@ -15,6 +15,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::support::progress::ProgressMode;
+pub use crate::support::tool::output_of;
 pub use crate::support::usage::exit_code;
 
 /// Build AWS Lambda layer zips for the ADOT Python layer: deterministic, checked, verified.

@@ -16,6 +16,7 @@ use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
 use crate::support::progress::Progress;
+use crate::support::tool::ToolFailed;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LockInput {
@@ -335,11 +336,14 @@ fn resolve(python: &Path, reqs: &Path, no_deps: bool, arch: Arch, rt: Runtime, w
         .output()
         .with_context(|| format!("cannot run {} -m pip: install pip for it", python.display()))?;
     if !out.status.success() {
-        bail!(
-            "pip could not resolve the requirements for {rt} on {arch}{}:\n{}\nfix the requirements (a version with wheels for every target) or pip's access to the index",
-            if no_deps { " (the `# --no-deps` section)" } else { "" },
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        return Err(ToolFailed {
+            summary: format!(
+                "pip could not resolve the requirements for {rt} on {arch}{}: pip's output is above: fix the requirements (a version with wheels for every target) or pip's access to the index",
+                if no_deps { " (the `# --no-deps` section)" } else { "" }
+            ),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
     }
     parse_report(&fs_err::read_to_string(&report)?)
         .with_context(|| format!("reading pip's resolution for {rt} on {arch}"))

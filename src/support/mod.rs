@@ -1,6 +1,8 @@
-//! Plumbing under every stage: the cache folder, atomic writes, progress display, usage errors.
+//! Plumbing under every stage: the cache folder, atomic writes, progress display, usage errors, failed
+//! programs' output.
 
 pub(crate) mod cache;
 pub(crate) mod fs;
 pub(crate) mod progress;
+pub(crate) mod tool;
 pub(crate) mod usage;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::model::arch::Arch;
+use crate::support::tool::ToolFailed;
 
 /// Flags that make `go build` output depend only on its inputs: no paths, no VCS stamp, no
 /// build id, stripped symbols and DWARF (smaller, and Lambda never debugs it).
@@ -32,13 +33,16 @@ fn run_go(dir: &Path, args: &[&str], arch: Arch) -> Result<String> {
         )
     })?;
     if !out.status.success() {
-        bail!(
-            "`go {}` failed in {} ({}):\n{}",
-            args.join(" "),
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        return Err(ToolFailed {
+            summary: format!(
+                "`go {}` failed in {} ({}): go's output is above: fix the module, or use a `path:` collector source",
+                args.first().copied().unwrap_or_default(),
+                dir.display(),
+                out.status
+            ),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
