@@ -48,7 +48,7 @@ install-check: layers
 	"$$root/bin/layerbuild" --version
 
 python-test: layers
-	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs
+	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) LAYERBUILD_BIN=$(CURDIR)/$(LAYERBUILD) python3 -m pytest tests/python -q -rs
 
 ## The default layer under AWS's Runtime Interface Emulator in private namespaces, with
 ## moto's X-Ray and S3, on python3.9 and python3.8 (needs root; see README.md).
