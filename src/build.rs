@@ -16,6 +16,7 @@ use crate::model::entry::{Content, Entry};
 use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::TreeFiles;
+use crate::python::select::TreePlan;
 use crate::python::{compile, fetch, tree};
 use crate::support::fs::{self, Staged};
 use crate::support::progress::{self, Progress};
@@ -77,35 +78,7 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: 
                 .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
             got.collector = Some(c.record);
         }
-        Step::Python(tree_plan) => {
-            let stage = progress.stage(arch, "wheels");
-            let cached = tree_plan
-                .wants
-                .iter()
-                .filter(|w| fetch::path(&plan.cache, &w.sha256, &w.file).is_file())
-                .count();
-            let missing = tree_plan.wants.len() - cached;
-            let from = match tree_plan.sources.wheelhouse {
-                Some(_) => "from the wheelhouse",
-                None => "fetched",
-            };
-            stage.set_message(format!("{missing} {from}, installing {}", tree_plan.wants.len()));
-            got.notes.extend(tree_plan.notes.iter().cloned());
-            let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
-            got.tree = tree.files;
-            got.packages = tree.packages;
-            let mut outcome = format!("{} installed", tree_plan.wants.len());
-            let parts = [(missing, from), (cached, "from the cache")];
-            let parts: Vec<String> = parts
-                .iter()
-                .filter(|(n, _)| *n > 0)
-                .map(|(n, what)| format!("{n} {what}"))
-                .collect();
-            if !parts.is_empty() {
-                outcome = format!("{outcome}: {}", parts.join(", "));
-            }
-            stage.done(outcome);
-        }
+        Step::Python(tree_plan) => install_wheels(plan, arch, tree_plan, got, progress)?,
         Step::Bytecode(bytecode_plan) => {
             let stage = progress.stage(arch, "bytecode");
             stage.set_message(format!("compiling for {}", list(&bytecode_plan.runtimes)));
@@ -125,6 +98,44 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: 
             stage.done(outcome);
         }
     }
+    Ok(())
+}
+
+/// The wheels step as a stage that says how many wheels came from where.
+fn install_wheels(
+    plan: &Plan,
+    arch: Arch,
+    tree_plan: &TreePlan,
+    got: &mut Gathered,
+    progress: &Progress,
+) -> Result<()> {
+    let stage = progress.stage(arch, "wheels");
+    let cached = tree_plan
+        .wants
+        .iter()
+        .filter(|w| fetch::path(&plan.cache, &w.sha256, &w.file).is_file())
+        .count();
+    let missing = tree_plan.wants.len() - cached;
+    let from = match tree_plan.sources.wheelhouse {
+        Some(_) => "from the wheelhouse",
+        None => "fetched",
+    };
+    stage.set_message(format!("{missing} {from}, installing {}", tree_plan.wants.len()));
+    got.notes.extend(tree_plan.notes.iter().cloned());
+    let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
+    got.tree = tree.files;
+    got.packages = tree.packages;
+    let parts: Vec<String> = [(missing, from), (cached, "from the cache")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let installed = format!("{} installed", tree_plan.wants.len());
+    stage.done(if parts.is_empty() {
+        installed
+    } else {
+        format!("{installed}: {}", parts.join(", "))
+    });
     Ok(())
 }
 
