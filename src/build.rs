@@ -120,7 +120,14 @@ fn install_wheels(
         Some(_) => "from the wheelhouse",
         None => "fetched",
     };
-    stage.set_message(format!("{missing} {from}, installing {}", tree_plan.wants.len()));
+    stage.set_message(match (missing, &tree_plan.sources.wheelhouse) {
+        (0, _) => format!("installing {}", tree_plan.wants.len()),
+        (n, Some(_)) => format!(
+            "copying {n} from the wheelhouse, then installing {}",
+            tree_plan.wants.len()
+        ),
+        (n, None) => format!("pip download of {n}, then installing {}", tree_plan.wants.len()),
+    });
     got.notes.extend(tree_plan.notes.iter().cloned());
     let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
     got.tree = tree.files;
