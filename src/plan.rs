@@ -211,14 +211,23 @@ fn steps(
     Ok(steps)
 }
 
+/// `python.bytecode_runtimes`, else every runtime, in the spec's order.
+fn bytecode_runtimes(spec: &LoadedSpec) -> Vec<Runtime> {
+    let chosen = spec.spec.python.as_ref().and_then(|p| p.bytecode_runtimes.as_ref());
+    spec.spec
+        .runtimes
+        .iter()
+        .copied()
+        .filter(|rt| chosen.is_none_or(|c| c.contains(rt)))
+        .collect()
+}
+
 fn bytecode_plan(spec: &LoadedSpec, dest: String, mode: Bytecode, opts: &Options, cache: &Path) -> BytecodePlan {
     let flags: BTreeMap<Runtime, PathBuf> = opts.pythons.iter().cloned().collect();
     let configured = spec.spec.python.as_ref().map(|p| &p.interpreters);
-    let interpreters = spec
-        .spec
-        .runtimes
-        .iter()
-        .map(|&rt| {
+    let interpreters = bytecode_runtimes(spec)
+        .into_iter()
+        .map(|rt| {
             let from_spec = configured.and_then(|c| c.get(&rt)).map(|p| spec.resolve(p));
             let sources = interpreter::Sources::new(flags.get(&rt).cloned(), from_spec, Some(cache.to_path_buf()));
             (rt, sources)
@@ -226,7 +235,7 @@ fn bytecode_plan(spec: &LoadedSpec, dest: String, mode: Bytecode, opts: &Options
         .collect();
     BytecodePlan {
         dest,
-        runtimes: spec.spec.runtimes.clone(),
+        runtimes: bytecode_runtimes(spec),
         always: mode == Bytecode::Always,
         interpreters,
     }

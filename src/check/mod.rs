@@ -11,6 +11,8 @@ use rayon::prelude::*;
 use crate::model::arch::Arch;
 use crate::model::entry::Entry;
 
+pub mod glibc;
+
 /// Failures scripts and tests tell apart.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CheckError {

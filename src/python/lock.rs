@@ -17,6 +17,7 @@ use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
 use crate::support::progress::Progress;
 use crate::support::tool::ToolFailed;
+use crate::support::usage::usage;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LockInput {
@@ -212,6 +213,17 @@ pub(crate) fn run(input: &LockInput, progress: &Progress) -> Result<Summary> {
 /// each runtime's own interpreter resolves when it is here.
 fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
     let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+    for (rt, path) in &flags {
+        if !loaded.spec.runtimes.contains(rt) {
+            let listed: Vec<String> = loaded.spec.runtimes.iter().map(ToString::to_string).collect();
+            return Err(usage(format!(
+                "--python {rt}={}: {rt} is not one of the spec's runtimes ({}): add it to `runtimes` in {} or drop the flag",
+                path.display(),
+                listed.join(", "),
+                loaded.path.display()
+            )));
+        }
+    }
     let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
     let cache = crate::support::cache::dir();
     let mut resolvers = BTreeMap::new();

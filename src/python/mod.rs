@@ -10,7 +10,8 @@ pub(crate) mod lock;
 mod lockfile;
 mod place;
 pub(crate) mod select;
-mod tags;
+pub(crate) mod sizes;
+pub(crate) mod tags;
 pub(crate) mod tree;
 mod wheel;
 

@@ -24,8 +24,6 @@ pub(crate) struct Layer {
     /// The zip or folder it came from, as given.
     pub(crate) source: String,
     pub(crate) manifest: Option<Manifest>,
-    /// Where the manifest was read from, when there is one.
-    pub(crate) manifest_path: Option<PathBuf>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -50,15 +48,12 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
         .context("cannot create a temp folder for the layer")?;
     let root = work.path().join("opt");
     let mut notes = Vec::new();
-    let mut manifest_path = None;
     let (source, manifest) = match (zip, dir) {
         (Some(zip), _) => {
             unpack_zip(zip, &root)?;
             let mpath = crate::manifest::manifest_path(zip);
             let manifest = if mpath.exists() {
-                let m = crate::manifest::read(&mpath)?;
-                manifest_path = Some(mpath);
-                Some(m)
+                Some(crate::manifest::read(&mpath)?)
             } else {
                 notes.push(format!(
                     "no manifest at {}: runtimes from the flags (else python3.9)",
@@ -83,7 +78,6 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
         root,
         source,
         manifest,
-        manifest_path,
         notes,
     })
 }
@@ -98,9 +92,14 @@ pub(crate) fn extension_arches(root: &Path) -> BTreeMap<Arch, Vec<String>> {
     let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let mut head = Vec::with_capacity(64);
-        let read = std::fs::File::open(e.path()).and_then(|f| f.take(64).read_to_end(&mut head));
-        if read.is_err() || !e.file_type().is_ok_and(|t| t.is_file()) {
+        if std::fs::File::open(e.path())
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .is_err()
+        {
             continue;
         }
         let machine = crate::check::elf::machine(&head);
@@ -273,6 +272,9 @@ impl RunDir {
             &layer.join("otel-instrument").display().to_string(),
         );
         set("OPENTELEMETRY_COLLECTOR_CONFIG_URI", &self.config.display().to_string());
+        // Lambda's sandbox resolves sandbox.localdomain, the Telemetry API listener's default
+        // host; this host does not, so the collector is told to listen on loopback instead.
+        set("OPENTELEMETRY_EXTENSION_TELEMETRY_LISTENER_HOST", "127.0.0.1");
         set("PATH", "/usr/local/bin:/usr/bin:/bin");
         env
     }

@@ -5,13 +5,19 @@
 //! `options` (flags) -> `layer_dir` (unpack, run folder) -> `runs` (one per runtime) -> `stage`
 //! (processes, emulator, receiver) + `lifecycle` (the waits, the freeze) -> `checks` -> `report`.
 
+mod arm64_root;
 mod checks;
 mod clock;
+mod debian_mirror;
+mod emulated;
 mod emulator;
+mod foreign;
 mod freeze;
 mod http;
 mod layer_dir;
 mod lifecycle;
+mod native;
+mod native_probe;
 mod options;
 mod process;
 mod python;
@@ -32,6 +38,7 @@ use report::{Report, RunReport, render};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::support::progress::{Progress, ProgressMode};
+use crate::support::usage::usage;
 use layer_dir::Layer;
 use options::Round;
 use python::{find_python, prepare_runtime, probe_python};
@@ -56,9 +63,6 @@ pub enum SmokeError {
     ManifestArch { layer: String, arch: String },
     #[error("--python {}: {why}: give a working python3.X interpreter", .path.display())]
     Python { path: PathBuf, why: String },
-    /// The flags ask for what this layer is not (a runtime it was not built for, say): exit 2.
-    #[error("{0}")]
-    Usage(String),
     #[error(transparent)]
     Setup(#[from] anyhow::Error),
 }
@@ -77,11 +81,11 @@ pub(crate) struct Ctx<'a> {
 /// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
 pub fn command(args: &SmokeArgs, mode: ProgressMode) -> Result<ExitCode> {
     let progress = Progress::new(mode, false);
-    let report = match run(args, &progress) {
-        Ok(report) => report,
-        Err(SmokeError::Usage(message)) => return Err(crate::support::usage::usage(message)),
-        Err(e) => return Err(e.into()),
-    };
+    // An anyhow error goes out as itself, so that a usage error in it still reads as one.
+    let report = run(args, &progress).map_err(|e| match e {
+        SmokeError::Setup(inner) => inner,
+        other => other.into(),
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -103,9 +107,6 @@ fn run(args: &SmokeArgs, progress: &Progress) -> Result<Report, SmokeError> {
     let host = host_arch()?;
     let mut layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
     let arch = layer_arch(&mut layer, args.arch, host)?;
-    for &rt in &args.runtime {
-        check_runtime(&layer, &format!("--runtime {rt}"), rt)?;
-    }
     let ctx = Ctx {
         layer: &layer.root,
         work: layer.work(),
@@ -128,7 +129,7 @@ fn run(args: &SmokeArgs, progress: &Progress) -> Result<Report, SmokeError> {
         run_natively(&ctx, &layer, &mut report)?;
         report.passed = !report.runs.is_empty() && report.runs.iter().all(|r| r.passed);
     } else {
-        run_foreign(&ctx, arch, host, &mut report);
+        run_foreign(&ctx, &layer, arch, host, &mut report)?;
         report.passed = report.runs.iter().all(|r| r.passed) && report.static_checks.iter().all(|c| c.ok);
     }
     Ok(report)
@@ -153,7 +154,7 @@ fn layer_arch(layer: &mut Layer, flag: Option<Arch>, host: Arch) -> Result<Arch,
                     ));
                     Ok(a)
                 }
-                (Some(_), Some(_)) => Err(SmokeError::Usage(format!(
+                (Some(_), Some(_)) => Err(SmokeError::Setup(usage(format!(
                     "{}: extensions/ holds ELF files for {}: pass --arch to say which layer this is",
                     layer.source,
                     found
@@ -161,49 +162,64 @@ fn layer_arch(layer: &mut Layer, flag: Option<Arch>, host: Arch) -> Result<Arch,
                         .map(|(a, names)| format!("{a} ({})", names.join(", ")))
                         .collect::<Vec<_>>()
                         .join(" and ")
-                ))),
+                )))),
             }
         }
     }
 }
 
-/// A runtime the layer's manifest does not list is a usage error naming those it does.
-fn check_runtime(layer: &Layer, flag: &str, rt: Runtime) -> Result<(), SmokeError> {
+/// A runtime to run, with its interpreter or where smoke looked for one.
+type Wanted = (Runtime, Result<python::Interp, String>);
+
+/// The runtimes to run: `--runtime`s, else the manifest's, else python3.9. A runtime the
+/// manifest does not list is a usage error: the layer was not built for it.
+fn wanted_runtimes(ctx: &Ctx, layer: &Layer) -> Result<Vec<Runtime>, SmokeError> {
+    if ctx.args.runtime.is_empty() {
+        return Ok(match &layer.manifest {
+            Some(m) => m.layer.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect(),
+            None => vec![Runtime { major: 3, minor: 9 }],
+        });
+    }
+    for &rt in &ctx.args.runtime {
+        layer_has(layer, rt, &format!("--runtime {rt}"))?;
+    }
+    Ok(ctx.args.runtime.clone())
+}
+
+/// Fails with a usage error when the layer's manifest does not list `rt`.
+fn layer_has(layer: &Layer, rt: Runtime, flag: &str) -> Result<(), SmokeError> {
     let Some(m) = &layer.manifest else {
         return Ok(());
     };
     if m.layer.runtimes.iter().any(|r| Runtime::parse(r) == Some(rt)) {
         return Ok(());
     }
-    Err(SmokeError::Usage(format!(
-        "{flag}: not one of the layer's runtimes ({}, from {}): pick one of them, or build the layer for {rt}",
-        m.layer.runtimes.join(", "),
-        layer
-            .manifest_path
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    )))
+    let from = manifest_source(layer);
+    Err(SmokeError::Setup(usage(format!(
+        "{flag}: not one of the layer's runtimes ({}, from {from}): pick one of them, or build the layer for {rt}",
+        m.layer.runtimes.join(", ")
+    ))))
 }
 
-/// A runtime to run, with its interpreter or where smoke looked for one.
-type Wanted = (Runtime, Result<python::Interp, String>);
+/// Where the layer's manifest was read from, for messages.
+fn manifest_source(layer: &Layer) -> String {
+    crate::manifest::manifest_path(Path::new(&layer.source))
+        .display()
+        .to_string()
+}
 
-/// Each runtime with its interpreter: `--python`, else `--runtime`s, else the manifest's, else 3.9.
+/// Each runtime with its interpreter on this host: `--python`, else [`wanted_runtimes`].
 fn runtimes(ctx: &Ctx, layer: &Layer) -> Result<Vec<Wanted>, SmokeError> {
     if let Some(p) = &ctx.args.python {
         let interp = probe_python(p, ctx.work).map_err(|why| SmokeError::Python { path: p.clone(), why })?;
-        let flag = format!("--python {} (python{})", p.display(), interp.runtime.dotted());
-        check_runtime(layer, &flag, interp.runtime)?;
+        layer_has(
+            layer,
+            interp.runtime,
+            &format!("--python {} ({})", p.display(), interp.runtime),
+        )?;
         return Ok(vec![(interp.runtime, Ok(interp))]);
     }
-    let wanted: Vec<Runtime> = if !ctx.args.runtime.is_empty() {
-        ctx.args.runtime.clone()
-    } else if let Some(m) = &layer.manifest {
-        m.layer.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect()
-    } else {
-        vec![Runtime { major: 3, minor: 9 }]
-    };
+    let wanted = wanted_runtimes(ctx, layer)?;
     Ok(wanted.into_iter().map(|rt| (rt, find_python(rt, ctx.work))).collect())
 }
 
@@ -221,24 +237,49 @@ fn run_natively(ctx: &Ctx, layer: &Layer, report: &mut Report) -> Result<(), Smo
                 continue;
             }
         };
-        let scope = format!("python{}", rt.dotted());
-        let stage = ctx.progress.stage(&scope, "runtime packages");
-        stage.set_message("pip install into the cache, once per runtime");
-        let prep = prepare_runtime(&interp, ctx.args);
-        stage.done(format!("client {}", prep.client));
-        let stage = ctx.progress.stage(&scope, "run");
-        stage.set_message(format!("cold start and {} invocation(s)", rounds.len()));
-        let run = runs::run_native(ctx, &interp, &prep, &rounds, ctx.args.freeze_hold());
-        stage.done(verdict(&run));
+        let scope = interp.runtime.to_string();
+        let (prep, run) = staged_run(ctx, &scope, &interp, &rounds);
         let time_cold_starts = ctx.args.cold_start_runs > 0 && run.worked() && report.cold_start.is_none();
         report.runs.push(run);
         if time_cold_starts {
-            let stage = ctx.progress.stage(&scope, "cold starts");
-            report.cold_start = Some(runs::cold_start(ctx, &interp, &prep, ctx.args.cold_start_runs));
-            stage.done(format!("{} timed", ctx.args.cold_start_runs));
+            report.cold_start = Some(staged_cold_starts(ctx, &scope, &interp, &prep));
         }
     }
     Ok(())
+}
+
+/// The runtime's packages, then its run, each a progress stage under `scope`.
+pub(crate) fn staged_run(
+    ctx: &Ctx,
+    scope: &str,
+    interp: &python::Interp,
+    rounds: &[Round],
+) -> (python::Prepared, RunReport) {
+    let stage = ctx.progress.stage(scope, "runtime packages");
+    stage.set_message("pip install into the cache, once per runtime");
+    let prep = prepare_runtime(interp, ctx.args);
+    stage.done(format!("client {}", prep.client));
+    let stage = ctx.progress.stage(scope, "run");
+    stage.set_message(format!(
+        "cold start and {} more invocation(s)",
+        rounds.len().saturating_sub(1)
+    ));
+    let run = runs::run_native(ctx, interp, &prep, rounds, ctx.args.freeze_hold());
+    stage.done(verdict(&run));
+    (prep, run)
+}
+
+/// `--cold-start-runs` timed cold starts, as a progress stage.
+pub(crate) fn staged_cold_starts(
+    ctx: &Ctx,
+    scope: &str,
+    interp: &python::Interp,
+    prep: &python::Prepared,
+) -> report::ColdStart {
+    let stage = ctx.progress.stage(scope, "cold starts");
+    let timed = runs::cold_start(ctx, interp, prep, ctx.args.cold_start_runs);
+    stage.done(format!("{} timed", ctx.args.cold_start_runs));
+    timed
 }
 
 /// A run's outcome in a progress line; the report has the details.
@@ -250,41 +291,51 @@ fn verdict(run: &RunReport) -> &'static str {
     }
 }
 
-/// A layer of another architecture: its ELF files read, its extensions run under qemu.
-fn run_foreign(ctx: &Ctx, arch: Arch, host: Arch, report: &mut Report) {
-    let qemu = process::find_qemu(arch);
-    report.mode = match &qemu {
-        Some(q) => format!(
-            "{arch} layer on a {host} host: extensions under {}; Python not run",
-            q.display()
-        ),
-        None => format!("{arch} layer on a {host} host: nothing can run (no qemu)"),
-    };
+/// A layer of another architecture: its ELF files read; each runtime a Debian root gives run
+/// under qemu-user like a native one; the rest checked statically; with no runtime run, at least
+/// its extensions under qemu.
+fn run_foreign(ctx: &Ctx, layer: &Layer, arch: Arch, host: Arch, report: &mut Report) -> Result<(), SmokeError> {
+    let wanted = wanted_runtimes(ctx, layer)?;
     report.static_checks = checks::static_native_checks(ctx.layer, arch);
-    let run = match qemu {
-        Some(q) => {
-            // The first probe answered at once, then one with the backend late.
-            let rounds: Vec<Round> = ctx
-                .args
-                .rounds()
-                .into_iter()
-                .filter(|r| r.cold || !r.backend_delay.is_zero())
-                .take(2)
-                .collect();
-            let stage = ctx.progress.stage(arch, "emulated run");
-            stage.set_message(format!("extensions under {}", q.display()));
-            let run = runs::run_emulated(ctx, &q, arch, &rounds, ctx.args.freeze_hold());
-            stage.done(verdict(&run));
-            run
-        }
-        None => RunReport {
+    let Some(qemu) = process::find_qemu(arch) else {
+        report.mode = format!("{arch} layer on a {host} host: nothing can run (no qemu)");
+        report.runs.push(RunReport {
             runtime: "none".into(),
             failure: Some(format!(
-                "cannot run {arch} extensions on this {host} host: no qemu-{m}-static or qemu-{m} in PATH (install it: apt-get install -y qemu-user-static)",
+                "cannot run {arch} code on this {host} host: no qemu-{m}-static or qemu-{m} in PATH (install it: apt-get install -y qemu-user-static)",
                 m = arch.wheel_machine()
             )),
             ..RunReport::default()
-        },
+        });
+        return Ok(());
     };
-    report.runs.push(run);
+    let mut ran = Vec::new();
+    let mut statically = Vec::new();
+    for rt in wanted {
+        match foreign::run_python(ctx, rt, arch, &qemu, report) {
+            foreign::Outcome::Ran => ran.push(rt.to_string()),
+            foreign::Outcome::Static(why) => {
+                let mut check = native::glibc_check(ctx.layer, rt);
+                check.name = format!("{} (static only: {why})", check.name);
+                report.static_checks.push(check);
+                statically.push(rt.to_string());
+            }
+        }
+    }
+    report.mode = foreign::mode(arch, host, &qemu, &ran, &statically);
+    if ran.is_empty() {
+        // The first probe answered at once, then one with the backend late.
+        let rounds: Vec<Round> = ctx
+            .args
+            .rounds()
+            .into_iter()
+            .filter(|r| r.cold || !r.backend_delay.is_zero())
+            .take(2)
+            .collect();
+        let stage = ctx.progress.stage(arch, "extensions under qemu");
+        let run = runs::run_emulated(ctx, &qemu, arch, &rounds, ctx.args.freeze_hold());
+        stage.done(verdict(&run));
+        report.runs.push(run);
+    }
+    Ok(())
 }

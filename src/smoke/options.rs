@@ -14,10 +14,23 @@ use crate::model::runtime::Runtime;
 pub enum ClientChoice {
     /// awslambdaric when pip can install it, else smoke's own minimal client.
     Auto,
-    /// awslambdaric 2.2.1, Lambda's runtime interface client; fail if it cannot be installed.
+    /// awslambdaric (2.2.1; 3.1.1 for python3.13), Lambda's runtime interface client; fail if it cannot be installed.
     Awslambdaric,
     /// smoke's own minimal Runtime API client (no network needed).
     Builtin,
+}
+
+/// Whether a layer of another architecture has its Python run under qemu-user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForeignPython {
+    /// For each runtime a Debian root can give (python3.9, 3.11, 3.13); the others, or all when
+    /// no root can be prepared here, are checked statically and the report says why.
+    Auto,
+    /// As auto, but a root that cannot be prepared (no debootstrap, no mirror, not root) fails
+    /// that runtime's run.
+    Require,
+    /// Never: the extensions run under qemu with smoke playing the runtime; Python is checked statically.
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +64,10 @@ pub struct SmokeArgs {
     /// Runtime interface client.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) client: ClientChoice,
+    /// For a layer of another architecture (arm64 on an x86_64 host): run its Python under
+    /// qemu-user with the CPython of a Debian root, prepared once with debootstrap and cached.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) foreign_python: ForeignPython,
     /// Install nothing with pip; use only what is already cached.
     #[arg(long)]
     pub(crate) offline: bool,

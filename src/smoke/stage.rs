@@ -66,6 +66,8 @@ pub(crate) struct Stage {
     pub(crate) runtime: Option<Proc>,
     /// The exec wrapper the runtime was started through, for messages.
     pub(crate) wrapper: PathBuf,
+    /// Every step's time bound is multiplied by this: 1 natively, more under an emulator.
+    pub(crate) slowdown: u32,
 }
 
 /// Two distinct free ports: both are held at once so the OS cannot hand out the same one twice.
@@ -136,6 +138,7 @@ impl Stage {
             extensions: Vec::new(),
             runtime: None,
             wrapper: ctx.layer.join("otel-instrument"),
+            slowdown: 1,
         })
     }
 
@@ -223,8 +226,9 @@ impl Stage {
         if let Some(rt) = self.runtime.as_mut() {
             rt.stop(Duration::from_millis(500));
         }
-        self.emulator.shutdown("spindown", SHUTDOWN_LIMIT);
-        let end = Instant::now() + SHUTDOWN_LIMIT;
+        let limit = self.limit(SHUTDOWN_LIMIT);
+        self.emulator.shutdown("spindown", limit);
+        let end = Instant::now() + limit;
         for ext in &mut self.extensions {
             let name = ext.name();
             if let Some(p) = ext.proc.as_mut()
@@ -233,7 +237,7 @@ impl Stage {
                 p.kill();
                 notes.push(format!(
                     "extension {name} did not exit within {} s of SHUTDOWN: killed",
-                    SHUTDOWN_LIMIT.as_secs()
+                    limit.as_secs()
                 ));
             }
         }
