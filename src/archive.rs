@@ -28,6 +28,8 @@ pub(crate) struct Archived {
     pub size: u64,
     /// `None` for folders.
     pub sha256: Option<String>,
+    /// Its compressed bytes came from the cache rather than from deflate just now.
+    pub reused: bool,
 }
 
 /// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
@@ -89,6 +91,7 @@ struct Packed {
     size: u64,
     sha256: String,
     one_entry_zip: Vec<u8>,
+    reused: bool,
 }
 
 fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
@@ -96,12 +99,13 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
     let sha256 = hex::encode(Sha256::digest(&data));
-    let packed = |one_entry_zip| Packed {
+    let packed = |one_entry_zip, reused| Packed {
         path: entry.path.clone(),
         mode: entry.mode,
         size: data.len() as u64,
         sha256: sha256.clone(),
         one_entry_zip,
+        reused,
     };
     // Deflate at level 9 is the slowest step of a warm build; its output depends only on what
     // the key covers, so a cached copy is the same bytes.
@@ -118,7 +122,7 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         .and_then(|p| input::read(p, input::ARCHIVE_CAP, "cache entry").ok())
         && is_packed(&bytes, entry, data.len() as u64, &sha256)
     {
-        return Ok(packed(bytes));
+        return Ok(packed(bytes, true));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
@@ -128,7 +132,7 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         // A cache that cannot be written only costs speed.
         let _ = write_atomic(slot, &one_entry_zip);
     }
-    Ok(packed(one_entry_zip))
+    Ok(packed(one_entry_zip, false))
 }
 
 /// Whether cached bytes are what `pack` writes for this entry, apart from how the data is
@@ -195,6 +199,7 @@ pub(crate) fn write<W: Write + Seek>(
                     mode: MODE_DIR,
                     size: 0,
                     sha256: None,
+                    reused: false,
                 });
             }
             Item::File(p) => {
@@ -205,6 +210,7 @@ pub(crate) fn write<W: Write + Seek>(
                     mode: p.mode,
                     size: p.size,
                     sha256: Some(p.sha256.clone()),
+                    reused: p.reused,
                 });
             }
         }
@@ -278,9 +284,16 @@ mod tests {
         let mut cold = Cursor::new(Vec::new());
         let mut warm = Cursor::new(Vec::new());
         let mut none = Cursor::new(Vec::new());
-        write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        assert!(listed.iter().all(|a| !a.reused));
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
-        write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let reused: Vec<&str> = listed.iter().filter(|a| a.reused).map(|a| a.path.as_str()).collect();
+        assert_eq!(
+            reused,
+            ["a/x.py", "b"],
+            "every file's compressed bytes come from the cache"
+        );
         write(&entries, DateTime::default(), &mut none, None).unwrap();
         assert_eq!(cold.get_ref(), warm.get_ref());
         assert_eq!(cold.get_ref(), none.get_ref());

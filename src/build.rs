@@ -19,11 +19,12 @@ use crate::model::lambda;
 use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::TreeFiles;
-use crate::python::{compile, tree};
+use crate::python::select::TreePlan;
+use crate::python::{compile, fetch, tree};
 use crate::support::cache;
 use crate::support::input;
 use crate::support::outdir::OutDir;
-use crate::support::progress::Progress;
+use crate::support::progress::{self, Progress};
 use crate::verify;
 
 /// One finished zip.
@@ -82,30 +83,92 @@ struct Gathered {
     notes: Vec<String>,
 }
 
-fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered) -> Result<()> {
+/// Runs one step; the slow ones are progress stages that say what they fetched, built or reused.
+fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: &Progress) -> Result<()> {
     match step {
         Step::Files(entries) => got.entries.extend(entries.iter().cloned()),
         Step::CheckConfig(path) => collector::config::check_file(path)?,
         Step::Collector { source, dest } => {
+            let stage = progress.stage(arch, "collector");
+            stage.set_message(collector::describe(source, &plan.spec.dir));
             let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
+            stage.done(&c.how);
             let origin = c.record.source.clone();
             got.entries
                 .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
             got.collector = Some(c.record);
         }
-        Step::Python(tree_plan) => {
-            got.notes.extend(tree_plan.notes.iter().cloned());
-            let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
-            got.tree = tree.files;
-            got.packages = tree.packages;
-        }
+        Step::Python(tree_plan) => install_wheels(plan, arch, tree_plan, got, progress)?,
         Step::Bytecode(bytecode_plan) => {
+            let stage = progress.stage(arch, "bytecode");
+            stage.set_message(format!("compiling for {}", list(&bytecode_plan.runtimes)));
             let c = compile::run(bytecode_plan, &plan.cache, &mut got.tree, &got.entries, &mut got.notes)?;
+            let outcome = if c.runtimes.is_empty() {
+                "none: no interpreter found for any runtime".to_string()
+            } else {
+                format!(
+                    "{}: {} compiled, {} from the cache",
+                    list(&c.runtimes),
+                    c.compiled,
+                    c.reused
+                )
+            };
             got.entries.extend(c.spec_files);
             got.bytecode_runtimes = c.runtimes;
+            stage.done(outcome);
         }
     }
     Ok(())
+}
+
+/// The wheels step as a stage that says how many wheels came from where.
+fn install_wheels(
+    plan: &Plan,
+    arch: Arch,
+    tree_plan: &TreePlan,
+    got: &mut Gathered,
+    progress: &Progress,
+) -> Result<()> {
+    let stage = progress.stage(arch, "wheels");
+    let cached = tree_plan
+        .wants
+        .iter()
+        .filter(|w| fetch::path(&plan.cache, &w.sha256, &w.file).is_file())
+        .count();
+    let missing = tree_plan.wants.len() - cached;
+    let from = match tree_plan.sources.wheelhouse {
+        Some(_) => "from the wheelhouse",
+        None => "fetched",
+    };
+    stage.set_message(match (missing, &tree_plan.sources.wheelhouse) {
+        (0, _) => format!("installing {}", tree_plan.wants.len()),
+        (n, Some(_)) => format!(
+            "copying {n} from the wheelhouse, then installing {}",
+            tree_plan.wants.len()
+        ),
+        (n, None) => format!("pip download of {n}, then installing {}", tree_plan.wants.len()),
+    });
+    got.notes.extend(tree_plan.notes.iter().cloned());
+    let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
+    got.tree = tree.files;
+    got.packages = tree.packages;
+    let parts: Vec<String> = [(missing, from), (cached, "from the cache")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let installed = format!("{} installed", tree_plan.wants.len());
+    stage.done(if parts.is_empty() {
+        installed
+    } else {
+        format!("{installed}: {}", parts.join(", "))
+    });
+    Ok(())
+}
+
+/// `python3.8, python3.9`.
+fn list(items: &[impl std::fmt::Display]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// Outputs written to temp files in --out, waiting to be renamed into place.
@@ -119,22 +182,20 @@ struct Outputs {
 fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
     let arch = layer.arch;
     let failed = || format!("cannot build the {arch} layer");
-    let bar = progress.step(format!("{arch}"));
     let mut got = Gathered::default();
     for step in &layer.steps {
-        bar.set_message(step.doing());
-        run_step(plan, arch, step, &mut got).with_context(failed)?;
+        run_step(plan, arch, step, &mut got, progress).with_context(failed)?;
     }
     let tree = std::mem::take(&mut got.tree);
     got.entries.extend(
         tree.into_iter()
             .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
     );
-    bar.set_message("checking");
     let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
     check::check(&got.entries, arch, limit).with_context(failed)?;
 
-    bar.set_message(format!("compressing {} files", got.entries.len()));
+    let zipping = progress.stage(arch, "zip");
+    zipping.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
     let listing = archive::write(
@@ -144,10 +205,17 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
         Some(&plan.cache.join("deflate")),
     )?;
     let bytes = zip_bytes.into_inner();
+    let reused = listing.iter().filter(|a| a.reused).count();
+    zipping.done(format!(
+        "{} files, {}: {} compressed, {reused} from the cache",
+        got.entries.len(),
+        progress::bytes(bytes.len() as u64),
+        got.entries.len() - reused
+    ));
     let zip_path = plan.out.join(&layer.zip_name);
     let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
 
-    bar.set_message("verifying");
+    let verifying = progress.stage(arch, "verify");
     let verified = verify::verify_reader(
         &zip_path,
         &mut std::io::Cursor::new(&bytes),
@@ -155,7 +223,11 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
         &manifest,
     )
     .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
-    let outputs = Outputs {
+    verifying.done(match verified.warnings.len() {
+        0 => "ok".to_string(),
+        n => format!("ok, {n} warning(s)"),
+    });
+    Ok(Outputs {
         zip: out.stage(&bytes)?,
         manifest: out.stage(manifest::to_json(&manifest).as_bytes())?,
         checksum: out.stage(manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes())?,
@@ -167,9 +239,7 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
             warnings: verified.warnings,
             notes: got.notes,
         },
-    };
-    bar.finish_and_clear();
-    Ok(outputs)
+    })
 }
 
 fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {

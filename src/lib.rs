@@ -32,5 +32,5 @@ mod spec;
 mod support;
 mod verify;
 
-pub use cli::{Cli, exit_code, run};
+pub use cli::{Cli, argument_error, exit_code, output_of, run};
 pub use support::text::terminal_safe;

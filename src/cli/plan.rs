@@ -30,7 +30,7 @@ pub(super) struct PlanArgs {
 }
 
 pub(super) fn run(args: &PlanArgs) -> Result<ExitCode> {
-    let plan = Plan::new(&args.input.options(PathBuf::from("dist")))?;
+    let plan = Plan::new(&args.input.options(PathBuf::from("dist"))?)?;
     let zips: Vec<Value> = plan
         .layers
         .iter()

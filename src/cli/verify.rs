@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::error::ErrorKind;
-use clap::{Args, CommandFactory};
+use clap::Args;
 use serde_json::json;
 
+use crate::support::input;
 use crate::support::text::{show, terminal_safe};
+use crate::support::usage::usage;
 use crate::verify;
 
 #[derive(Debug, Args)]
@@ -29,13 +30,12 @@ pub(super) struct VerifyArgs {
 
 pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     if args.manifest.is_some() && args.zips.len() > 1 {
-        // A usage error like clap's own: exit 2.
-        super::Cli::command()
-            .error(
-                ErrorKind::ArgumentConflict,
-                "--manifest names one manifest: verify one zip at a time with it",
-            )
-            .exit();
+        return Err(usage(
+            "--manifest names one manifest: verify one zip at a time with it, or drop --manifest to use the one beside each zip",
+        ));
+    }
+    for zip in &args.zips {
+        require_zip(zip)?;
     }
     let results = verify::run(&args.zips, args.manifest.as_deref())?;
     for (_, v) in &results {
@@ -61,4 +61,30 @@ pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A path that names nothing is a usage error; a file that is not a zip at all is named as
+/// such, before any talk of manifests.
+fn require_zip(zip: &std::path::Path) -> Result<()> {
+    let mut head = [0u8; 4];
+    // Opened as a regular file first: a FIFO or a device is refused before anything is read.
+    let read = input::open_regular(zip).and_then(|mut f| {
+        std::io::Read::read(&mut f, &mut head).map_err(|source| input::InputError::Io {
+            path: zip.to_path_buf(),
+            source,
+        })
+    });
+    match read {
+        Err(e) if e.is_not_found() => Err(usage(format!(
+            "{}: no such file: give the path of a layer zip written by `layerbuild build`",
+            zip.display()
+        ))),
+        Err(e) => Err(anyhow::Error::new(e)),
+        // A zip starts with a local file header, or, when empty, with its end record.
+        Ok(4) if &head == b"PK\x03\x04" || &head == b"PK\x05\x06" => Ok(()),
+        Ok(_) => anyhow::bail!(
+            "{}: not a zip file: give a layer zip written by `layerbuild build`",
+            zip.display()
+        ),
+    }
 }

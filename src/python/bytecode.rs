@@ -72,9 +72,13 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
     cache.join("bytecode").join(&key[..2]).join(&key)
 }
 
+/// Each source's `.pyc`, `None` where the runtime cannot compile the file.
+pub(crate) type Pycs = Vec<Option<Arc<[u8]>>>;
+
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
-/// newer Python in a file that is never imported there).
-pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
+/// newer Python in a file that is never imported there). Also says how many were compiled now
+/// rather than found in the cache.
+pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<(Pycs, usize)> {
     let lock = {
         let mut map = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(interp.version.to_string()).or_default().clone()
@@ -103,10 +107,11 @@ pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) ->
             out[i] = Some((!pyc.is_empty()).then(|| Arc::from(pyc)));
         }
     }
-    Ok(out
+    let pycs = out
         .into_iter()
         .map(|o| o.expect("every file was compiled or cached"))
-        .collect())
+        .collect();
+    Ok((pycs, todo.len()))
 }
 
 fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Source>) -> Result<Vec<Vec<u8>>> {
@@ -251,8 +256,10 @@ mod tests {
             std::slice::from_ref(&target),
             tempfile::tempdir().unwrap().path(),
         )
-        .unwrap();
-        let after = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
+        .unwrap()
+        .0;
+        let (after, fresh) = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(fresh, 2, "an empty cache compiles every file");
         assert!(alone[0].is_some());
         assert_eq!(alone[0], after[1]);
     }

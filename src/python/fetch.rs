@@ -16,6 +16,7 @@ use crate::support;
 use crate::support::fs::write_atomic;
 use crate::support::input;
 use crate::support::text::show;
+use crate::support::tool::ToolFailed;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,11 +201,14 @@ fn download(cache: &Path, missing: &[Want]) -> Result<BTreeMap<String, Vec<u8>>>
             .output()
             .context("cannot run `python3 -m pip download`: install Python 3 with pip, or pass --wheelhouse DIR")?;
         if !out.status.success() {
-            bail!(
-                "`pip download` for {rt} on {arch} failed ({}):\n{}\nfix pip's access to the package index, or pass --wheelhouse DIR",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim_end()
-            );
+            return Err(ToolFailed {
+                summary: format!(
+                    "`pip download` for {rt} on {arch} failed ({}): pip's output is above: fix pip's access to the package index, or pass --wheelhouse DIR",
+                    out.status
+                ),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+            .into());
         }
         for w in &wants {
             let got = wheels.join(&w.file);

@@ -8,9 +8,7 @@ use super::Ctx;
 use super::arm64_root::RootError;
 use super::emulated::{self, SLOWDOWN};
 use super::options::ForeignPython;
-use super::python::prepare_runtime;
 use super::report::{Report, RunReport};
-use super::runs;
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 
@@ -29,8 +27,20 @@ pub(crate) fn run_python(ctx: &Ctx, rt: Runtime, arch: Arch, qemu: &Path, report
     if choice == ForeignPython::Never {
         return Outcome::Static("--foreign-python never".into());
     }
+    let scope = format!("{rt} {arch}");
+    let stage = ctx.progress.stage(&scope, "python root");
+    stage.set_message(format!(
+        "a Debian {arch} root with CPython {} (debootstrap the first time)",
+        rt.dotted()
+    ));
     let em = match emulated::interpreter(rt, arch, qemu, ctx.work) {
-        Ok(em) => em,
+        Ok(em) => {
+            stage.done(match em.root.prepared_in {
+                Some(_) => format!("prepared in {}", em.root.dir.display()),
+                None => format!("reused {}", em.root.dir.display()),
+            });
+            em
+        }
         Err(RootError::NoSuite { .. }) => {
             return Outcome::Static(format!("no Debian suite has CPython {}", rt.dotted()));
         }
@@ -49,8 +59,7 @@ pub(crate) fn run_python(ctx: &Ctx, rt: Runtime, arch: Arch, qemu: &Path, report
             return Outcome::Static(format!("no {arch} Python could be prepared here"));
         }
     };
-    let prep = prepare_runtime(&em.interp, ctx.args);
-    let mut run = runs::run_native(ctx, &em.interp, &prep, &ctx.args.rounds(), ctx.args.freeze_hold());
+    let (prep, mut run) = super::staged_run(ctx, &scope, &em.interp, &ctx.args.rounds());
     run.python = Some(em.describe.clone());
     run.notes.insert(
         0,
@@ -70,7 +79,7 @@ pub(crate) fn run_python(ctx: &Ctx, rt: Runtime, arch: Arch, qemu: &Path, report
     let time_cold_starts = ctx.args.cold_start_runs > 0 && run.worked() && report.cold_start.is_none();
     report.runs.push(run);
     if time_cold_starts {
-        report.cold_start = Some(runs::cold_start(ctx, &em.interp, &prep, ctx.args.cold_start_runs));
+        report.cold_start = Some(super::staged_cold_starts(ctx, &scope, &em.interp, &prep));
     }
     Outcome::Ran
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{FUNCTION_NAME, HANDLER, REGION, SmokeError};
 use crate::manifest::Manifest;
+use crate::model::arch::Arch;
 use crate::support::text::show;
 use crate::support::{extract, input};
 
@@ -56,7 +58,7 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
                 Some(crate::manifest::read(&mpath)?)
             } else {
                 notes.push(format!(
-                    "no manifest at {}: arch and runtimes from the flags",
+                    "no manifest at {}: runtimes from the flags (else python3.9)",
                     mpath.display()
                 ));
                 None
@@ -80,6 +82,40 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
         manifest,
         notes,
     })
+}
+
+/// The architectures of the ELF files directly in `extensions/` (what Lambda starts), each with
+/// the names of its files; empty when there are none.
+pub(crate) fn extension_arches(root: &Path) -> BTreeMap<Arch, Vec<String>> {
+    let mut found: BTreeMap<Arch, Vec<String>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(root.join("extensions")) else {
+        return found;
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let mut head = Vec::with_capacity(64);
+        if std::fs::File::open(e.path())
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .is_err()
+        {
+            continue;
+        }
+        let machine = crate::check::elf::machine(&head);
+        if let Some(arch) = [Arch::X86_64, Arch::Arm64]
+            .into_iter()
+            .find(|a| Some(a.elf_machine()) == machine)
+        {
+            found
+                .entry(arch)
+                .or_default()
+                .push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
 }
 
 fn set_writable(root: &Path, writable: bool) {

@@ -38,6 +38,7 @@ use report::{Report, RunReport, render};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::support::proctree;
+use crate::support::progress::{Progress, ProgressMode};
 use crate::support::usage::usage;
 use layer_dir::Layer;
 use options::Round;
@@ -74,12 +75,15 @@ pub(crate) struct Ctx<'a> {
     /// Where run folders, probes and logs go.
     pub(crate) work: &'a Path,
     pub(crate) args: &'a SmokeArgs,
+    /// Where the runs report their stages.
+    pub(crate) progress: &'a Progress,
 }
 
 /// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
-pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
+pub fn command(args: &SmokeArgs, mode: ProgressMode) -> Result<ExitCode> {
+    let progress = Progress::new(mode, false);
     // An anyhow error goes out as itself, so that a usage error in it still reads as one.
-    let report = run(args).map_err(|e| match e {
+    let report = run(args, &progress).map_err(|e| match e {
         SmokeError::Setup(inner) => inner,
         other => other.into(),
     })?;
@@ -101,7 +105,7 @@ fn host_arch() -> Result<Arch, SmokeError> {
 }
 
 /// Runs the layer as the flags say and reports; an error only when nothing could run at all.
-fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
+fn run(args: &SmokeArgs, progress: &Progress) -> Result<Report, SmokeError> {
     let host = host_arch()?;
     // Processes the layer's programs orphan (a daemon an extension starts with setsid) come
     // back to smoke instead of init, so each run can end them.
@@ -110,12 +114,13 @@ fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
             "layerbuild: warning: cannot adopt orphaned processes ({e}): a daemon an extension starts may outlive smoke"
         );
     }
-    let layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
-    let arch = layer_arch(&layer, args.arch, host)?;
+    let mut layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
+    let arch = layer_arch(&mut layer, args.arch, host)?;
     let ctx = Ctx {
         layer: &layer.root,
         work: layer.work(),
         args,
+        progress,
     };
     let mut report = Report {
         layer: layer.source.clone(),
@@ -139,15 +144,36 @@ fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
     Ok(report)
 }
 
-/// `--arch`, else the manifest's, else the host's.
-fn layer_arch(layer: &Layer, flag: Option<Arch>, host: Arch) -> Result<Arch, SmokeError> {
+/// `--arch`, else the manifest's, else that of the ELF files in `extensions/`, else the host's.
+fn layer_arch(layer: &mut Layer, flag: Option<Arch>, host: Arch) -> Result<Arch, SmokeError> {
     match (&layer.manifest, flag) {
         (_, Some(a)) => Ok(a),
         (Some(m), None) => Arch::parse(&m.layer.arch).ok_or_else(|| SmokeError::ManifestArch {
             layer: layer.source.clone(),
             arch: m.layer.arch.clone(),
         }),
-        (None, None) => Ok(host),
+        (None, None) => {
+            let found = layer_dir::extension_arches(&layer.root);
+            let mut arches = found.keys().copied();
+            match (arches.next(), arches.next()) {
+                (None, _) => Ok(host),
+                (Some(a), None) => {
+                    layer.notes.push(format!(
+                        "architecture {a}, from the ELF files in extensions/ (--arch overrides it)"
+                    ));
+                    Ok(a)
+                }
+                (Some(_), Some(_)) => Err(SmokeError::Setup(usage(format!(
+                    "{}: extensions/ holds ELF files for {}: pass --arch to say which layer this is",
+                    layer.source,
+                    found
+                        .iter()
+                        .map(|(a, names)| format!("{a} ({})", names.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                )))),
+            }
+        }
     }
 }
 
@@ -220,15 +246,58 @@ fn run_natively(ctx: &Ctx, layer: &Layer, report: &mut Report) -> Result<(), Smo
                 continue;
             }
         };
-        let prep = prepare_runtime(&interp, ctx.args);
-        let run = runs::run_native(ctx, &interp, &prep, &rounds, ctx.args.freeze_hold());
+        let scope = interp.runtime.to_string();
+        let (prep, run) = staged_run(ctx, &scope, &interp, &rounds);
         let time_cold_starts = ctx.args.cold_start_runs > 0 && run.worked() && report.cold_start.is_none();
         report.runs.push(run);
         if time_cold_starts {
-            report.cold_start = Some(runs::cold_start(ctx, &interp, &prep, ctx.args.cold_start_runs));
+            report.cold_start = Some(staged_cold_starts(ctx, &scope, &interp, &prep));
         }
     }
     Ok(())
+}
+
+/// The runtime's packages, then its run, each a progress stage under `scope`.
+pub(crate) fn staged_run(
+    ctx: &Ctx,
+    scope: &str,
+    interp: &python::Interp,
+    rounds: &[Round],
+) -> (python::Prepared, RunReport) {
+    let stage = ctx.progress.stage(scope, "runtime packages");
+    stage.set_message("pip install into the cache, once per runtime");
+    let prep = prepare_runtime(interp, ctx.args);
+    stage.done(format!("client {}", prep.client));
+    let stage = ctx.progress.stage(scope, "run");
+    stage.set_message(format!(
+        "cold start and {} more invocation(s)",
+        rounds.len().saturating_sub(1)
+    ));
+    let run = runs::run_native(ctx, interp, &prep, rounds, ctx.args.freeze_hold());
+    stage.done(verdict(&run));
+    (prep, run)
+}
+
+/// `--cold-start-runs` timed cold starts, as a progress stage.
+pub(crate) fn staged_cold_starts(
+    ctx: &Ctx,
+    scope: &str,
+    interp: &python::Interp,
+    prep: &python::Prepared,
+) -> report::ColdStart {
+    let stage = ctx.progress.stage(scope, "cold starts");
+    let timed = runs::cold_start(ctx, interp, prep, ctx.args.cold_start_runs);
+    stage.done(format!("{} timed", ctx.args.cold_start_runs));
+    timed
+}
+
+/// A run's outcome in a progress line; the report has the details.
+fn verdict(run: &RunReport) -> &'static str {
+    if run.passed {
+        "passed"
+    } else {
+        "failed (the report below says why)"
+    }
 }
 
 /// A layer of another architecture: its ELF files read; each runtime a Debian root gives run
@@ -272,9 +341,10 @@ fn run_foreign(ctx: &Ctx, layer: &Layer, arch: Arch, host: Arch, report: &mut Re
             .filter(|r| r.cold || !r.backend_delay.is_zero())
             .take(2)
             .collect();
-        report
-            .runs
-            .push(runs::run_emulated(ctx, &qemu, arch, &rounds, ctx.args.freeze_hold()));
+        let stage = ctx.progress.stage(arch, "extensions under qemu");
+        let run = runs::run_emulated(ctx, &qemu, arch, &rounds, ctx.args.freeze_hold());
+        stage.done(verdict(&run));
+        report.runs.push(run);
     }
     Ok(())
 }

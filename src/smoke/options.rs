@@ -49,7 +49,7 @@ pub enum TelemetryChoice {
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
     /// The layer zip (unpacked with its unix modes); its manifest beside it names the arch and runtimes.
-    #[arg(value_name = "ZIP", required_unless_present = "dir", conflicts_with = "dir")]
+    #[arg(value_name = "ZIP")]
     pub(crate) zip: Option<PathBuf>,
     /// An unpacked layer folder instead of a zip (copied, so it is left untouched).
     #[arg(long, value_name = "DIR")]

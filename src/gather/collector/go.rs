@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::model::arch::Arch;
 use crate::support::cache::Blobs;
 use crate::support::input;
+use crate::support::tool::ToolFailed;
 
 /// Flags that make `go build` output depend only on its inputs: no paths, no VCS stamp, no
 /// build id, stripped symbols and DWARF (smaller, and Lambda never debugs it).
@@ -129,13 +130,16 @@ fn run_go(dir: &Path, args: &[&str], arch: Arch) -> Result<String> {
         )
     })?;
     if !out.status.success() {
-        bail!(
-            "`go {}` failed in {} ({}):\n{}",
-            args.join(" "),
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        return Err(ToolFailed {
+            summary: format!(
+                "`go {}` failed in {} ({}): go's output is above: fix the module, or use a `path:` collector source",
+                args.first().copied().unwrap_or_default(),
+                dir.display(),
+                out.status
+            ),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -187,8 +191,13 @@ fn module_version(dir: &Path, package: &str, arch: Arch) -> Result<String> {
 /// The collector core every distribution is built on.
 const OTELCOL_MODULE: &str = "go.opentelemetry.io/collector/otelcol";
 
-/// Builds the collector with Go, reusing an earlier build with the same key.
-pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<(Arc<[u8]>, Option<String>)> {
+/// Builds the collector with Go, reusing an earlier build with the same key (then `true`).
+pub(super) fn build(
+    dir: &Path,
+    package: &str,
+    arch: Arch,
+    cache_dir: &Path,
+) -> Result<(Arc<[u8]>, Option<String>, bool)> {
     if !dir.join("go.mod").is_file() {
         bail!("{}: no go.mod: `go:` must name a Go module folder", dir.display());
     }
@@ -199,7 +208,7 @@ pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> 
     let blobs = Blobs::new(cache_dir);
     // A hit is a binary stored under its own sha256, named by a record of this build's key.
     if let Some((bin, version)) = blobs.get_record(&record, input::FILE_CAP)? {
-        return Ok((bin.into(), Some(version).filter(|v| !v.is_empty())));
+        return Ok((bin.into(), Some(version).filter(|v| !v.is_empty()), true));
     }
     fs_err::create_dir_all(&parent)?;
     let tmp = tempfile::Builder::new()
@@ -217,7 +226,7 @@ pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> 
     let sha = blobs.put(&bin)?;
     // Another build may write the same record meanwhile: both name the same bytes.
     blobs.put_record(&record, &sha, &version)?;
-    Ok((bin.into(), Some(version).filter(|v| !v.is_empty())))
+    Ok((bin.into(), Some(version).filter(|v| !v.is_empty()), false))
 }
 
 #[cfg(test)]
