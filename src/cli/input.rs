@@ -118,14 +118,16 @@ pub(super) fn require_python(rt: Runtime, path: &Path) -> Result<()> {
 /// ARCH; either failure names the flag as typed.
 fn check_collector(arch: Arch, path: &Path) -> Result<()> {
     let flag = format!("--collector {arch}={}", path.display());
-    let data = match fs_err::read(path) {
+    // Read as every input is: a regular file only (a FIFO or a device is refused before any
+    // read), and no more than a layer can hold.
+    let data = match crate::support::input::read(path, crate::support::input::FILE_CAP, "collector") {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             return Err(usage(format!(
                 "{flag}: no such file: give the path of a collector binary built for {arch}"
             )));
         }
-        Err(e) => return Err(e).with_context(|| format!("{flag}: cannot read it")),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("{flag}: cannot read it"))),
     };
     if !elf::is_elf(&data) {
         anyhow::bail!("{flag}: not an ELF file: give a collector program built for {arch}");
