@@ -84,6 +84,34 @@ pub fn limit_memory(cmd: &mut Command, bytes: u64) {
     }
 }
 
+/// Runs `cmd` under GNU time, whose figure is the program's own peak memory. wait4's figure in
+/// [`run`] also counts the test process's memory at the fork (Linux carries the old address
+/// space's high-water mark across exec), which other tests running alongside inflate; a tight
+/// bound needs the clean one. scripts/provision installs `time`.
+pub fn run_measured(cmd: Command, limit: Duration) -> Outcome {
+    const MARK: &str = "layerbuild-test-peak-rss-kib=";
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg(format!("{MARK}%M"))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let mut out = run(timed, limit);
+    let (rest, peak) = out.stderr.rsplit_once(MARK).expect("GNU time reports the peak");
+    out.max_rss_kib = peak.trim().parse().expect("a number of KiB");
+    out.stderr = rest.to_string();
+    out
+}
+
 /// Runs `cmd` to its end or until `limit`, then kills it; measures the child's peak memory.
 pub fn run(mut cmd: Command, limit: Duration) -> Outcome {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

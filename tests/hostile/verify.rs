@@ -230,7 +230,7 @@ fn verify_memory_stays_bounded_on_a_zip_bomb() {
     // 200 MiB of zeros deflate to about 200 KiB; the layer stays under Lambda's limit, so
     // only streaming keeps verify small.
     let l = layer_with_zeros(200);
-    let out = run::run(l.verify_cmd(), Duration::from_secs(120));
+    let out = run::run_measured(l.verify_cmd(), Duration::from_secs(120));
     eprintln!(
         "verify of a {}-byte zip holding 200 MiB: peak RSS {} KiB, {:?}",
         l.bytes().len(),
