@@ -46,6 +46,14 @@ enum Command {
     Lock(LockArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
     Smoke(crate::smoke::SmokeArgs),
+    /// Publish verified zips as Lambda layer versions, reusing a version that already holds the zip.
+    #[cfg(feature = "publish")]
+    Publish(crate::deploy::PublishArgs),
+    /// Put a layer version on a function, replacing its older version, keeping everything else.
+    #[cfg(feature = "publish")]
+    Attach(crate::deploy::AttachArgs),
+    /// Compare two layers (zips or manifests): packages, collector, entries, sizes.
+    Diff(crate::deploy::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +191,11 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Verify(args)) => run_verify(&args),
         Some(Command::Smoke(args)) => crate::smoke::command(&args),
         Some(Command::Lock(args)) => run_lock(&args),
+        #[cfg(feature = "publish")]
+        Some(Command::Publish(args)) => crate::deploy::publish(&args),
+        #[cfg(feature = "publish")]
+        Some(Command::Attach(args)) => crate::deploy::attach(&args),
+        Some(Command::Diff(args)) => crate::deploy::diff(&args),
     }
 }
 

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod collector;
 mod collector_config;
+mod deploy;
 mod elf;
 mod emulator;
 mod gather;
