@@ -4,13 +4,28 @@ CARGO ?= cargo
 LAYERBUILD := target/debug/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
+# The layer this machine can run natively (the RIE tests run it; the other one is used
+# for its wrong-architecture collector).
+HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(ARM_ZIP),$(X86_ZIP))
+# The layer for the runtimes Lambda offers today, python3.10 to python3.13.
+EXAMPLE := examples/python3.10-3.13/layer.yaml
+EX_X86_ZIP := dist/example/aws-otel-python-py310-313-amd64-ver-1-20-0.zip
+EX_ARM_ZIP := dist/example/aws-otel-python-py310-313-arm64-ver-1-20-0.zip
 
-.PHONY: test lint rust-test layers python-test smoke bench clean
+.PHONY: test provision lint rust-test layers python-test rie smoke example bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
-## Python tests of the wrapper and shim, and the smoke run of both layers.
-test: lint layers rust-test python-test smoke
+## Python tests of the wrapper and shim, the layer under AWS's Runtime Interface Emulator,
+## the smoke run of both layers, and the python3.10-3.13 example built and smoked.
+test: provision lint layers rust-test python-test rie smoke example
+
+## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
+## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
+## moto's server (a venv) and Lambda's runtime packages for python3.8/3.9 (reused when cached).
+provision:
+	scripts/provision
+	python3 tests/rie/provision.py
 
 lint:
 	$(CARGO) fmt --check
@@ -28,10 +43,29 @@ layers:
 python-test: layers
 	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs
 
-## A local Lambda cold start and invocation of each layer (arm64: under qemu-user).
+## The default layer under AWS's Runtime Interface Emulator in private namespaces, with
+## moto's X-Ray and S3, on python3.9 and python3.8 (needs root; see README.md).
+rie: layers
+	LAYERBUILD_RIE_ZIP=$(HOST_ZIP) python3 -m pytest tests/rie -q -rsxX
+
+## A local Lambda cold start and invocations of each layer. The other architecture's layer
+## runs under qemu-user with a Debian root's CPython (python3.9; 3.8 is checked statically),
+## prepared once with debootstrap and kept in the cache.
 smoke: layers
 	$(LAYERBUILD) smoke $(X86_ZIP)
-	$(LAYERBUILD) smoke $(ARM_ZIP)
+	$(LAYERBUILD) smoke $(ARM_ZIP) --foreign-python require
+
+## The python3.10-3.13 layer: built, verified, and smoked on every runtime this host can run:
+## natively under each interpreter found (pyenv's here), and the other architecture under
+## qemu-user with Debian's 3.11 (bookworm) and 3.13 (trixie); 3.10 and 3.12, which no Debian
+## suite has, are checked statically.
+example:
+	$(CARGO) build
+	$(LAYERBUILD) --spec $(EXAMPLE) --out dist/example
+	$(LAYERBUILD) verify $(EX_X86_ZIP) $(EX_ARM_ZIP)
+	$(LAYERBUILD) plan --spec $(EXAMPLE) | grep -A6 'python size' | head -14
+	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
+	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
 
 bench:
 	python3 bench/bench.py

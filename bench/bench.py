@@ -1,4 +1,5 @@
-"""Benchmark: warm-cache layer builds by layerbuild against the pip and uv recipes.
+"""Benchmark: warm-cache layer builds by layerbuild against the pip and uv recipes, cold starts,
+and warm invoke latency with a near and a distant trace backend.
 
 Prints every figure and the ratios; asserts nothing about time (targets are read by people).
 Run as `make bench` from the repository root.
@@ -145,14 +146,68 @@ def pip_layer(ours_zip):
     return layer
 
 
-def cold_start(target, runs):
-    out = run([str(LAYERBUILD), "smoke", *target, "--runtime", f"python{PEER_PYTHON}", "--free-ports",
-               "--cold-start-runs", str(runs), "--json"], cwd=ROOT, stdout=subprocess.PIPE, check=False)
+def smoke(target, *flags):
+    """`layerbuild smoke ... --json`, failing the bench when the layer itself did not work. Whether
+    spans beat the freeze is the collector's part and is reported, not required, here."""
+    out = run([str(LAYERBUILD), "smoke", *target, "--runtime", f"python{PEER_PYTHON}", "--free-ports", *flags,
+               "--json"], cwd=ROOT, stdout=subprocess.PIPE, check=False)
     report = json.loads(out.stdout)
+    broken = [f"{r['runtime']}: {c['name']}: {c['detail']}" for r in report["runs"] for c in r["checks"]
+              if not c["ok"] and not c["name"].startswith("spans before the freeze")]
+    broken += [f"{r['runtime']}: {r['failure']}" for r in report["runs"] if not r["checks"]]
+    if broken:
+        raise SystemExit(f"bench: smoke {' '.join(target)} did not work: {broken}")
+    return report
+
+
+def cold_start(target, runs):
+    report = smoke(target, "--warm-invokes", "0", "--late-backend-ms", "0", "--freeze-ms", "0",
+                   "--cold-start-runs", str(runs))
     cold = report.get("cold_start") or {}
-    if not report.get("passed") or cold.get("failures") or not cold.get("wrapper_to_result_ms"):
-        raise SystemExit(f"bench: smoke {' '.join(target)} did not pass: {json.dumps(report)[:2000]}")
+    if cold.get("failures") or not cold.get("wrapper_to_result_ms"):
+        raise SystemExit(f"bench: smoke {' '.join(target)} timed no cold start: {json.dumps(report)[:2000]}")
     return cold["wrapper_to_result_ms"]
+
+
+WARM_INVOKES = int(os.environ.get("BENCH_WARM_INVOKES", "10"))
+LATE_BACKEND_MS = 300
+
+
+def warm_latency(target):
+    """Warm invokes' response latency with the receiver answering at once and 300 ms late, and
+    how many invocations' spans reached it before the sandbox froze."""
+    report = smoke(target, "--warm-invokes", str(WARM_INVOKES), "--late-backend-ms", str(LATE_BACKEND_MS),
+                   "--freeze-ms", "100")
+    run_report = report["runs"][0]
+    warm = run_report["warm_invoke_ms"]
+    before = {0: [0, 0], LATE_BACKEND_MS: [0, 0]}
+    for inv in run_report["invocations"]:
+        if not inv["cold"]:
+            counts = before[inv["backend_delay_ms"]]
+            counts[0] += inv["spans_after_freeze"] == 0 and inv["spans_before_freeze"] > 0
+            counts[1] += 1
+    return warm, before
+
+
+# A backend that never answers within the run: the receiver holds every post for a minute.
+UNREACHABLE_MS = 60000
+# Lambda's default function timeout: the invoke phase (response, then the extensions' work up to
+# the freeze) must end within it.
+LAMBDA_DEFAULT_TIMEOUT_MS = 3000
+
+
+def unreachable_backend(target):
+    """Warm invokes with a backend that never answers: response latency, and the whole invoke
+    phase (response plus the extensions' time before the freeze) against Lambda's 3 s timeout."""
+    report = smoke(target, "--warm-invokes", "3", "--late-backend-ms", str(UNREACHABLE_MS),
+                   "--freeze-ms", "100")
+    rounds = [inv for inv in report["runs"][0]["invocations"]
+              if not inv["cold"] and inv["backend_delay_ms"] == UNREACHABLE_MS]
+    if not rounds or any(inv["invoke_ms"] is None or inv["frozen_after_response_ms"] is None
+                         for inv in rounds):
+        raise SystemExit(f"bench: an invocation with the backend unreachable never ended: {rounds}")
+    return [inv["invoke_ms"] for inv in rounds], [inv["invoke_ms"] + inv["frozen_after_response_ms"]
+                                                  for inv in rounds]
 
 
 def cold_starts(targets):
@@ -206,6 +261,20 @@ def main():
     print(f"  pip recipe, same wrapper: median {statistics.median(theirs):6.0f} ms, min {min(theirs)} ms")
     print(f"  ratio layerbuild/pip: {statistics.median(mine) / statistics.median(theirs):.3f} median, "
           f"{min(mine) / min(theirs):.3f} min  (target <= 0.60)")
+    warm, before = warm_latency([str(ours_zip)])
+    at_once, late = warm["median_at_once_ms"], warm["median_late_ms"]
+    print(f"warm invoke response latency, x86_64, python{PEER_PYTHON}, {WARM_INVOKES} invokes per backend "
+          "(sandbox frozen after each)")
+    print(f"  backend at once:          median {at_once:6d} ms, min {min(warm['backend_at_once'])} ms; "
+          f"spans before the freeze {before[0][0]}/{before[0][1]}")
+    print(f"  backend {LATE_BACKEND_MS} ms late:      median {late:6d} ms, min {min(warm['backend_late'])} ms; "
+          f"spans before the freeze {before[LATE_BACKEND_MS][0]}/{before[LATE_BACKEND_MS][1]}")
+    print(f"  difference: {late - at_once:+d} ms  (target <= 10 ms, with every invocation's spans before the freeze)")
+    response, phase = unreachable_backend([str(ours_zip)])
+    over = sum(ms > LAMBDA_DEFAULT_TIMEOUT_MS for ms in phase)
+    print(f"  backend unreachable:      median {statistics.median(response):6.0f} ms response; invoke phase "
+          f"(response to freeze) max {max(phase)} ms; {over} of {len(phase)} over Lambda's default "
+          f"{LAMBDA_DEFAULT_TIMEOUT_MS} ms timeout  (target: none)")
     for arch in ARCHES:
         name = "amd64" if arch == "x86_64" else "arm64"
         m = json.loads((WORK / "ours" / f"aws-otel-python-{name}-ver-1-20-0.manifest.json").read_text())

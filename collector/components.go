@@ -1,3 +1,4 @@
+// components.go: the collector's component set, the only list to edit.
 package main
 
 import (
@@ -7,17 +8,21 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/sigv4authextension"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
+	"go.opentelemetry.io/collector/exporter/loggingexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 )
 
-// components is the reduced ADOT Lambda component set: one receiver, six
-// exporters, one extension, no processors and no connectors.
-func components() (otelcol.Factories, error) {
+// components is ADOT collector 0.35.0's Lambda set (one receiver, the exporters
+// awsxray, awsemf, prometheusremotewrite, logging, otlp, otlphttp, the extension
+// sigv4auth) plus the debug exporter that replaced logging upstream, and our
+// lambdabuffer processor, which the config converter places in every pipeline.
+func components(buf *exportBuffer) (otelcol.Factories, error) {
 	var f otelcol.Factories
 	var err error
 	if f.Receivers, err = receiver.MakeFactoryMap(
@@ -25,10 +30,16 @@ func components() (otelcol.Factories, error) {
 	); err != nil {
 		return f, err
 	}
+	if f.Processors, err = processor.MakeFactoryMap(
+		newBufferProcessorFactory(buf),
+	); err != nil {
+		return f, err
+	}
 	if f.Exporters, err = exporter.MakeFactoryMap(
 		awsxrayexporter.NewFactory(),
 		awsemfexporter.NewFactory(),
 		prometheusremotewriteexporter.NewFactory(),
+		loggingexporter.NewFactory(),
 		debugexporter.NewFactory(),
 		otlpexporter.NewFactory(),
 		otlphttpexporter.NewFactory(),

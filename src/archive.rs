@@ -10,14 +10,16 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::layout::{self, Entry, MODE_DIR};
+use crate::check::rules::{self, MODE_DIR};
+use crate::model::entry::Entry;
+use crate::support::fs::write_atomic;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
 
 /// What went into the zip, entry by entry, in zip order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archived {
+pub(crate) struct Archived {
     pub path: String,
     pub mode: u32,
     pub size: u64,
@@ -26,7 +28,7 @@ pub struct Archived {
 }
 
 /// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
-pub fn timestamp() -> Result<DateTime> {
+pub(crate) fn timestamp() -> Result<DateTime> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => {
             let secs: i64 = v.trim().parse().with_context(|| {
@@ -39,7 +41,7 @@ pub fn timestamp() -> Result<DateTime> {
 }
 
 /// Converts Unix seconds to a zip (DOS) time in UTC, clamped to the range DOS time can hold.
-pub fn dos_time_from_unix(secs: i64) -> DateTime {
+pub(crate) fn dos_time_from_unix(secs: i64) -> DateTime {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days: proleptic Gregorian calendar, no leap seconds.
@@ -108,16 +110,16 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         );
         dir.join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot.as_ref().and_then(|p| std::fs::read(p).ok()) {
+    if let Some(bytes) = slot.as_ref().and_then(|p| fs_err::read(p).ok()) {
         return Ok(packed(bytes));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
     w.write_all(&data)?;
     let one_entry_zip = w.finish()?.into_inner();
-    if let (Some(slot), Some(dir)) = (&slot, cache) {
+    if let Some(slot) = &slot {
         // A cache that cannot be written only costs speed.
-        let _ = store(dir, slot, &one_entry_zip);
+        let _ = write_atomic(slot, &one_entry_zip);
     }
     Ok(packed(one_entry_zip))
 }
@@ -125,17 +127,9 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
 const ZIP_WRITER: &str = "zip-9";
 
-fn store(dir: &Path, slot: &Path, bytes: &[u8]) -> Result<()> {
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(slot)?;
-    Ok(())
-}
-
 /// Writes `entries` (files; folders are added for them) as a zip to `out`.
 /// Files are compressed on every core (or taken from `cache`), then copied in sorted order.
-pub fn write<W: Write + Seek>(
+pub(crate) fn write<W: Write + Seek>(
     entries: &[Entry],
     time: DateTime,
     out: W,
@@ -145,7 +139,7 @@ pub fn write<W: Write + Seek>(
         .par_iter()
         .map(|e| pack(e, time, cache))
         .collect::<Result<_>>()?;
-    let dirs = layout::parent_dirs(entries.iter().map(|e| e.path.as_str()));
+    let dirs = rules::parent_dirs(entries.iter().map(|e| e.path.as_str()));
     packed.sort_by(|a, b| a.path.cmp(&b.path));
 
     enum Item<'a> {
@@ -188,7 +182,7 @@ pub fn write<W: Write + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Content;
+    use crate::model::entry::Content;
     use std::io::Read;
     use std::sync::Arc;
 

@@ -1,26 +1,29 @@
-//! Executes a plan: per architecture gather, check, archive, verify; then put every file in
-//! place at once, so a failed build leaves nothing at the output paths.
+//! Executes a plan: per architecture, run its steps in order, then check, archive and verify;
+//! then put every file in place at once, so a failed build leaves nothing at the output paths.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
-use crate::arch::Arch;
-use crate::archive;
+use crate::archive::{self, Archived};
 use crate::check;
-use crate::gather;
-use crate::manifest::{self, LayerInfo, LimitsInfo, Manifest, ManifestEntry, ZipInfo};
-use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::gather::collector;
+use crate::manifest::{self, CollectorRecord, LayerInfo, LimitsInfo, Manifest, ManifestEntry, PackageRecord, ZipInfo};
+use crate::model::arch::Arch;
+use crate::model::entry::{Content, Entry};
+use crate::model::runtime::Runtime;
+use crate::plan::{LayerPlan, Plan, Step};
+use crate::python::TreeFiles;
+use crate::python::{compile, tree};
+use crate::support::fs::{self, Staged};
+use crate::support::progress::Progress;
 use crate::verify;
 
 /// One finished zip.
 #[derive(Debug)]
-pub struct Built {
+pub(crate) struct Built {
     pub zip: PathBuf,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
@@ -28,128 +31,152 @@ pub struct Built {
     pub notes: Vec<String>,
 }
 
+/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
+pub(crate) fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
+    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
+    let staged: Vec<Outputs> = plan
+        .layers
+        .par_iter()
+        .map(|layer| stage(plan, layer, progress))
+        .collect::<Result<_>>()?;
+    let mut built = Vec::new();
+    for s in staged {
+        s.manifest.commit(&s.built.manifest_path)?;
+        s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
+        s.zip.commit(&s.built.zip)?;
+        built.push(s.built);
+    }
+    write_sha256sums(&plan.out, &built)?;
+    Ok(built)
+}
+
+/// What a layer's steps gathered.
+#[derive(Debug, Default)]
+struct Gathered {
+    entries: Vec<Entry>,
+    /// The Python tree, kept apart until its bytecode is in.
+    tree: TreeFiles,
+    collector: Option<CollectorRecord>,
+    packages: Vec<PackageRecord>,
+    bytecode_runtimes: Vec<Runtime>,
+    notes: Vec<String>,
+}
+
+fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered) -> Result<()> {
+    match step {
+        Step::Files(entries) => got.entries.extend(entries.iter().cloned()),
+        Step::CheckConfig(path) => collector::config::check_file(path)?,
+        Step::Collector { source, dest } => {
+            let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
+            let origin = c.record.source.clone();
+            got.entries
+                .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
+            got.collector = Some(c.record);
+        }
+        Step::Python(tree_plan) => {
+            got.notes.extend(tree_plan.notes.iter().cloned());
+            let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
+            got.tree = tree.files;
+            got.packages = tree.packages;
+        }
+        Step::Bytecode(bytecode_plan) => {
+            let c = compile::run(bytecode_plan, &plan.cache, &mut got.tree, &got.entries, &mut got.notes)?;
+            got.entries.extend(c.spec_files);
+            got.bytecode_runtimes = c.runtimes;
+        }
+    }
+    Ok(())
+}
+
 /// Outputs written to temp files in --out, waiting to be renamed into place.
-struct Staged {
+struct Outputs {
     built: Built,
-    zip: NamedTempFile,
-    manifest: NamedTempFile,
-    checksum: NamedTempFile,
+    zip: Staged,
+    manifest: Staged,
+    checksum: Staged,
 }
 
-fn temp_in(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".layerbuild-")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "cannot create a temp file in {}: check the --out folder is writable",
-                dir.display()
-            )
-        })
-}
-
-fn stage(plan: &Plan, arch: Arch, progress: &Progress) -> Result<Staged> {
+fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
+    let arch = layer.arch;
+    let failed = || format!("cannot build the {arch} layer");
     let bar = progress.step(format!("{arch}"));
-    bar.set_message("gathering inputs");
-    let layer = gather::gather(plan, arch).with_context(|| format!("cannot build the {arch} layer"))?;
+    let mut got = Gathered::default();
+    for step in &layer.steps {
+        bar.set_message(step.doing());
+        run_step(plan, arch, step, &mut got).with_context(failed)?;
+    }
+    let tree = std::mem::take(&mut got.tree);
+    got.entries.extend(
+        tree.into_iter()
+            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
+    );
     bar.set_message("checking");
-    let limits = &plan.spec.spec.limits;
-    check::check(&layer.entries, arch, limits.unzipped_bytes)
-        .with_context(|| format!("cannot build the {arch} layer"))?;
+    check::check(&got.entries, arch, plan.spec.spec.limits.unzipped_bytes).with_context(failed)?;
 
-    bar.set_message(format!("compressing {} files", layer.entries.len()));
+    bar.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
     let listing = archive::write(
-        &layer.entries,
+        &got.entries,
         plan.time,
         &mut zip_bytes,
         Some(&plan.cache.join("deflate")),
     )?;
     let bytes = zip_bytes.into_inner();
-    let mut zip_tmp = temp_in(&plan.out)?;
-    zip_tmp.write_all(&bytes)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let zip_path = plan.out.join(&layer.zip_name);
+    let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
 
-    let zip_name = plan.zip_name(arch);
-    let zip_path = plan.out.join(&zip_name);
-    let mut packages = layer.packages;
+    bar.set_message("verifying");
+    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
+        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+    let outputs = Outputs {
+        zip: fs::stage(&plan.out, &bytes)?,
+        manifest: fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?,
+        checksum: fs::stage(
+            &plan.out,
+            manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes(),
+        )?,
+        built: Built {
+            manifest_path: manifest::manifest_path(&zip_path),
+            zip: zip_path,
+            manifest,
+            warnings: verified.warnings,
+            notes: got.notes,
+        },
+    };
+    bar.finish_and_clear();
+    Ok(outputs)
+}
+
+fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let limits = &plan.spec.spec.limits;
+    let mut packages = std::mem::take(&mut got.packages);
     packages.sort();
-    let manifest = Manifest {
+    Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         layer: LayerInfo {
             name: plan.spec.spec.name.clone(),
             version: plan.spec.spec.version.clone(),
-            arch: arch.lambda_name().to_string(),
+            arch: layer.arch.lambda_name().to_string(),
             runtimes: plan.runtimes.iter().map(|r| r.to_string()).collect(),
         },
         zip: ZipInfo {
-            file: zip_name.clone(),
+            file: layer.zip_name.clone(),
             size: bytes.len() as u64,
             code_sha256: manifest::code_sha256(&sha256),
-            sha256: sha256.clone(),
+            sha256,
             unzipped_size: listing.iter().map(|a| a.size).sum(),
         },
         limits: LimitsInfo {
             unzipped_bytes: limits.unzipped_bytes,
             zipped_warning_bytes: limits.zipped_warning_bytes,
         },
-        bytecode_runtimes: layer.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
+        bytecode_runtimes: got.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
         packages,
-        collector: layer.collector,
+        collector: got.collector.take(),
         entries: listing.iter().map(ManifestEntry::from_archived).collect(),
-    };
-
-    bar.set_message("verifying");
-    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
-        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
-
-    let mut manifest_tmp = temp_in(&plan.out)?;
-    manifest_tmp.write_all(manifest::to_json(&manifest).as_bytes())?;
-    let mut checksum_tmp = temp_in(&plan.out)?;
-    checksum_tmp.write_all(manifest::checksum_line(&sha256, &zip_name).as_bytes())?;
-    bar.finish_and_clear();
-    Ok(Staged {
-        built: Built {
-            manifest_path: manifest::manifest_path(&zip_path),
-            zip: zip_path,
-            manifest,
-            warnings: verified.warnings,
-            notes: layer.notes,
-        },
-        zip: zip_tmp,
-        manifest: manifest_tmp,
-        checksum: checksum_tmp,
-    })
-}
-
-fn persist(tmp: NamedTempFile, to: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    // Temp files are 0600; outputs are for everyone to read.
-    fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(to)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot move the finished file to {}", to.display()))?;
-    Ok(())
-}
-
-/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
-pub fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
-    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
-    let staged: Vec<Staged> = plan
-        .arches
-        .par_iter()
-        .map(|&a| stage(plan, a, progress))
-        .collect::<Result<_>>()?;
-    let mut built = Vec::new();
-    for s in staged {
-        persist(s.manifest, &s.built.manifest_path)?;
-        persist(s.checksum, &manifest::checksum_path(&s.built.zip))?;
-        persist(s.zip, &s.built.zip)?;
-        built.push(s.built);
     }
-    write_sha256sums(&plan.out, &built)?;
-    Ok(built)
 }
 
 /// `SHA256SUMS` for every zip in the folder, built now or earlier, sorted by name.
@@ -169,7 +196,5 @@ fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
         };
         text.push_str(&manifest::checksum_line(&hex, &name));
     }
-    let mut tmp = temp_in(out)?;
-    tmp.write_all(text.as_bytes())?;
-    persist(tmp, &out.join("SHA256SUMS"))
+    fs::write_atomic(&out.join("SHA256SUMS"), text.as_bytes())
 }

@@ -1,42 +1,17 @@
-//! Entry point: run the command, print any error as one chain, map it to an exit code.
-
-mod arch;
-mod archive;
-mod build;
-mod bytecode;
-mod cache;
-mod check;
-mod cli;
-mod collector;
-mod collector_config;
-mod deploy;
-mod elf;
-mod emulator;
-mod gather;
-mod layout;
-mod lock;
-mod lockfile;
-mod manifest;
-mod plan;
-mod progress;
-mod receiver;
-mod runtime;
-mod sitepackages;
-mod smoke;
-mod spec;
-mod tags;
-mod verify;
-mod wheel;
-mod wheelcache;
+//! The `layerbuild` binary: parse the flags, run, print any error as one chain, exit 0, 1 or 2.
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    match cli::run() {
+    // clap exits 2 itself on a usage error.
+    let cli = layerbuild::Cli::parse();
+    match layerbuild::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("layerbuild: {err:#}");
-            ExitCode::FAILURE
+            layerbuild::exit_code(&err)
         }
     }
 }

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::Archived;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub schema_version: u32,
     pub layer: LayerInfo,
     pub zip: ZipInfo,
@@ -26,7 +26,7 @@ pub struct Manifest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct LayerInfo {
+pub(crate) struct LayerInfo {
     pub name: String,
     pub version: String,
     pub arch: String,
@@ -35,7 +35,7 @@ pub struct LayerInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ZipInfo {
+pub(crate) struct ZipInfo {
     pub file: String,
     pub size: u64,
     pub sha256: String,
@@ -46,14 +46,14 @@ pub struct ZipInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsInfo {
+pub(crate) struct LimitsInfo {
     pub unzipped_bytes: u64,
     pub zipped_warning_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(deny_unknown_fields)]
-pub struct PackageRecord {
+pub(crate) struct PackageRecord {
     pub name: String,
     pub version: String,
     pub wheel: String,
@@ -64,7 +64,7 @@ pub struct PackageRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct CollectorRecord {
+pub(crate) struct CollectorRecord {
     pub path: String,
     pub source: String,
     pub sha256: String,
@@ -75,7 +75,7 @@ pub struct CollectorRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct ManifestEntry {
+pub(crate) struct ManifestEntry {
     pub path: String,
     /// Octal, as `ls -l` users read it: `0755`.
     pub mode: String,
@@ -84,7 +84,7 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
-    pub fn from_archived(a: &Archived) -> ManifestEntry {
+    pub(crate) fn from_archived(a: &Archived) -> ManifestEntry {
         ManifestEntry {
             path: a.path.clone(),
             mode: format_mode(a.mode),
@@ -94,17 +94,17 @@ impl ManifestEntry {
     }
 }
 
-pub fn format_mode(mode: u32) -> String {
+pub(crate) fn format_mode(mode: u32) -> String {
     format!("{:04o}", mode & 0o7777)
 }
 
-pub fn code_sha256(digest_hex: &str) -> String {
+pub(crate) fn code_sha256(digest_hex: &str) -> String {
     let raw = hex::decode(digest_hex).expect("sha256 hex from our own hashing");
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 /// `aws-otel-python-arm64-ver-1-20-0.zip` -> `aws-otel-python-arm64-ver-1-20-0.manifest.json`.
-pub fn manifest_path(zip: &Path) -> PathBuf {
+pub(crate) fn manifest_path(zip: &Path) -> PathBuf {
     let stem = zip
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -113,7 +113,7 @@ pub fn manifest_path(zip: &Path) -> PathBuf {
 }
 
 /// `<zip>.sha256`, beside the zip.
-pub fn checksum_path(zip: &Path) -> PathBuf {
+pub(crate) fn checksum_path(zip: &Path) -> PathBuf {
     let name = zip
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
@@ -122,24 +122,24 @@ pub fn checksum_path(zip: &Path) -> PathBuf {
 }
 
 /// One line in the format `sha256sum -c` reads: binary mode marker, file name relative to the folder.
-pub fn checksum_line(hex: &str, file_name: &str) -> String {
+pub(crate) fn checksum_line(hex: &str, file_name: &str) -> String {
     format!("{hex} *{file_name}\n")
 }
 
-pub fn to_json(m: &Manifest) -> String {
+pub(crate) fn to_json(m: &Manifest) -> String {
     let mut s = serde_json::to_string_pretty(m).expect("manifest serializes");
     s.push('\n');
     s
 }
 
-pub fn read(path: &Path) -> Result<Manifest> {
+pub(crate) fn read(path: &Path) -> Result<Manifest> {
     let text = fs_err::read_to_string(path)?;
     serde_json::from_str(&text)
         .with_context(|| format!("{}: not a layerbuild manifest: rebuild the layer", path.display()))
 }
 
 /// Reads a checksum file of one line for `file_name`; returns the hex digest.
-pub fn read_checksum(path: &Path, file_name: &str) -> Result<String> {
+pub(crate) fn read_checksum(path: &Path, file_name: &str) -> Result<String> {
     let text = fs_err::read_to_string(path)?;
     for line in text.lines() {
         if let Some((hex, name)) = line.split_once(' ') {

@@ -1,20 +1,27 @@
-//! Turns command-line flags and the spec into a checked plan: which zips, from which inputs.
+//! Turns the spec and the command-line options into a plan: per architecture, the steps that
+//! build its zip. Making a plan reads the spec, the lock and the files the spec lists; it starts
+//! no process and writes nothing, so `layerbuild plan` shows it as it is.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use zip::DateTime;
 
-use crate::arch::Arch;
 use crate::archive;
-use crate::runtime::Runtime;
-use crate::sitepackages::PythonOptions;
-use crate::spec::{self, LoadedSpec, SourceKind};
+use crate::gather::files;
+use crate::model::arch::Arch;
+use crate::model::entry::Entry;
+use crate::model::runtime::Runtime;
+use crate::python::compile::BytecodePlan;
+use crate::python::interpreter;
+use crate::python::select::{self, TreePlan};
+use crate::spec::{self, Bytecode, LoadedSpec, SourceKind};
+use crate::support::cache;
 
 /// Flags shared by `build` and `plan`, as typed.
 #[derive(Debug, Clone, Default)]
-pub struct PlanInput {
+pub(crate) struct Options {
     pub spec: PathBuf,
     pub arch: Option<Arch>,
     pub out: PathBuf,
@@ -25,118 +32,213 @@ pub struct PlanInput {
     pub no_bytecode: bool,
 }
 
+/// Everything a build will do, decided.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub spec: LoadedSpec,
-    pub arches: Vec<Arch>,
-    pub runtimes: Vec<Runtime>,
     pub out: PathBuf,
-    pub collectors: BTreeMap<Arch, SourceKind>,
-    pub python: PythonOptions,
-    pub time: DateTime,
     pub cache: PathBuf,
+    pub time: DateTime,
+    pub runtimes: Vec<Runtime>,
+    pub layers: Vec<LayerPlan>,
+}
+
+/// One architecture's zip and the steps that make it, in order.
+#[derive(Debug)]
+pub(crate) struct LayerPlan {
+    pub arch: Arch,
+    pub zip_name: String,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a layer's build.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Files the spec places as they are.
+    Files(Vec<Entry>),
+    /// The collector's config, parsed and checked before it ships.
+    CheckConfig(PathBuf),
+    /// The collector binary, read or built from its source, into `dest`.
+    Collector { source: SourceKind, dest: String },
+    /// The locked wheels, fetched, installed and placed per runtime.
+    Python(TreePlan),
+    /// Checked-hash bytecode for the runtimes whose interpreter is found.
+    Bytecode(BytecodePlan),
+}
+
+impl Step {
+    /// What the step is doing, for the progress display.
+    pub(crate) fn doing(&self) -> &'static str {
+        match self {
+            Step::Files(_) => "listing files",
+            Step::CheckConfig(_) => "checking the collector config",
+            Step::Collector { .. } => "getting the collector",
+            Step::Python(_) => "installing wheels",
+            Step::Bytecode(_) => "compiling bytecode",
+        }
+    }
 }
 
 impl Plan {
-    pub fn new(input: &PlanInput) -> Result<Plan> {
-        let spec = spec::load(&input.spec)?;
-        let listed = spec.architectures()?;
-        let arches = match input.arch {
-            None => listed,
-            Some(a) if listed.contains(&a) => vec![a],
-            Some(a) => bail!(
-                "{}: the spec does not list architecture {a}: add it to `architectures` or pick one of {}",
-                input.spec.display(),
-                listed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let runtimes: Vec<Runtime> = spec.spec.runtimes.iter().filter_map(|r| Runtime::parse(r)).collect();
-
-        let mut collectors = BTreeMap::new();
-        if let Some(c) = &spec.spec.collector {
-            for &arch in &arches {
-                let src = c
-                    .per_arch
-                    .iter()
-                    .find(|(k, _)| Arch::parse(k) == Some(arch))
-                    .map(|(_, v)| v)
-                    .or(c.source.as_ref());
-                if let Some(src) = src {
-                    collectors.insert(arch, src.kind().map_err(anyhow::Error::msg)?);
-                }
-            }
-        }
-        for (arch, path) in &input.collectors {
-            if spec.spec.collector.is_none() {
-                bail!(
-                    "--collector {arch}={}: the spec has no `collector` section to override",
-                    path.display()
-                );
-            }
-            // A path on the command line is relative to where the user stands, not to the spec.
-            let abs = std::env::current_dir()
-                .context("cannot read the current folder")?
-                .join(path);
-            if arches.contains(arch) {
-                collectors.insert(*arch, SourceKind::Path(abs));
-            }
-        }
-        if spec.spec.collector.is_some()
-            && let Some(arch) = arches.iter().find(|a| !collectors.contains_key(a))
-        {
-            bail!(
-                "{}: no collector source for {arch}: set collector.source or collector.per_arch.{arch}, or pass --collector {arch}=PATH",
-                spec.path.display()
-            );
-        }
-
-        let mut interpreters = BTreeMap::new();
-        if let Some(py) = &spec.spec.python {
-            for (name, path) in &py.interpreters {
-                let rt = Runtime::parse(name).with_context(|| {
-                    format!("{}: python.interpreters: unknown runtime `{name}`", spec.path.display())
-                })?;
-                interpreters.insert(rt, spec.resolve(path));
-            }
-        }
-        for (rt, path) in &input.pythons {
-            if !runtimes.contains(rt) {
+    pub(crate) fn new(opts: &Options) -> Result<Plan> {
+        let spec = spec::load(&opts.spec)?;
+        let arches = arches(&spec, opts)?;
+        let mut collectors = collectors(&spec, &arches, &opts.collectors)?;
+        for (rt, _) in &opts.pythons {
+            if !spec.spec.runtimes.contains(rt) {
                 bail!("--python {rt}=...: {rt} is not one of the spec's runtimes");
             }
-            interpreters.insert(*rt, path.clone());
         }
-        let bytecode = match (&spec.spec.python, input.no_bytecode) {
-            (_, true) => spec::Bytecode::Never,
-            (Some(p), false) => p.bytecode,
-            (None, false) => spec::Bytecode::Never,
-        };
-        let cache = crate::cache::dir();
-        let python = PythonOptions {
-            wheelhouse: input.wheelhouse.clone(),
-            offline: input.offline,
-            cache: cache.clone(),
-            interpreters,
-            bytecode,
-        };
+        let cache = cache::dir();
+        let time = archive::timestamp()?;
+        let mut layers = Vec::new();
+        for arch in arches {
+            let steps = steps(&spec, arch, collectors.remove(&arch), opts, &cache)?;
+            layers.push(LayerPlan {
+                arch,
+                zip_name: zip_name(&spec, arch),
+                steps,
+            });
+        }
         Ok(Plan {
+            runtimes: spec.spec.runtimes.clone(),
             spec,
-            arches,
-            runtimes,
-            out: input.out.clone(),
-            collectors,
-            python,
-            time: archive::timestamp()?,
+            out: opts.out.clone(),
             cache,
+            time,
+            layers,
         })
     }
+}
 
-    /// `aws-otel-python-arm64-ver-1-20-0.zip`.
-    pub fn zip_name(&self, arch: Arch) -> String {
-        format!(
-            "{}-{}-ver-{}.zip",
-            self.spec.spec.name,
-            arch.adot_name(),
-            self.spec.spec.version.replace('.', "-")
-        )
+/// `aws-otel-python-arm64-ver-1-20-0.zip`.
+fn zip_name(spec: &LoadedSpec, arch: Arch) -> String {
+    format!(
+        "{}-{}-ver-{}.zip",
+        spec.spec.name,
+        arch.adot_name(),
+        spec.spec.version.replace('.', "-")
+    )
+}
+
+/// The spec's architectures, or the one `--arch` picks among them.
+fn arches(spec: &LoadedSpec, opts: &Options) -> Result<Vec<Arch>> {
+    let listed = spec.architectures();
+    match opts.arch {
+        None => Ok(listed),
+        Some(a) if listed.contains(&a) => Ok(vec![a]),
+        Some(a) => bail!(
+            "{}: the spec does not list architecture {a}: add it to `architectures` or pick one of {}",
+            opts.spec.display(),
+            listed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Each architecture's collector source: `--collector`, else `per_arch`, else `source`.
+fn collectors(spec: &LoadedSpec, arches: &[Arch], overrides: &[(Arch, PathBuf)]) -> Result<BTreeMap<Arch, SourceKind>> {
+    let mut out = BTreeMap::new();
+    let Some(c) = &spec.spec.collector else {
+        if let Some((arch, path)) = overrides.first() {
+            bail!(
+                "--collector {arch}={}: the spec has no `collector` section to override",
+                path.display()
+            );
+        }
+        return Ok(out);
+    };
+    for &arch in arches {
+        if let Some(src) = c.per_arch.get(&arch).or(c.source.as_ref()) {
+            out.insert(arch, src.kind().map_err(anyhow::Error::msg)?);
+        }
+    }
+    for (arch, path) in overrides {
+        // A path on the command line is relative to where the user stands, not to the spec.
+        let abs = std::env::current_dir()
+            .context("cannot read the current folder")?
+            .join(path);
+        if arches.contains(arch) {
+            out.insert(*arch, SourceKind::Path(abs));
+        }
+    }
+    if let Some(arch) = arches.iter().find(|a| !out.contains_key(a)) {
+        bail!(
+            "{}: no collector source for {arch}: set collector.source or collector.per_arch.{arch}, or pass --collector {arch}=PATH",
+            spec.path.display()
+        );
+    }
+    Ok(out)
+}
+
+/// One architecture's steps: the spec's files, the collector, the Python tree, its bytecode.
+fn steps(
+    spec: &LoadedSpec,
+    arch: Arch,
+    collector: Option<SourceKind>,
+    opts: &Options,
+    cache: &Path,
+) -> Result<Vec<Step>> {
+    let mut listed = Vec::new();
+    for f in &spec.spec.files {
+        listed.extend(files::list(f, &spec.dir, "files")?);
+    }
+    let mut steps = Vec::new();
+    let mut after_files = Vec::new();
+    if let Some(c) = &spec.spec.collector {
+        if let Some(cfg) = &c.config {
+            listed.extend(files::list(cfg, &spec.dir, "collector.config")?);
+            after_files.push(Step::CheckConfig(spec.resolve(&cfg.src)));
+        }
+        let source = collector.expect("the plan has a collector source for every arch");
+        after_files.push(Step::Collector {
+            source,
+            dest: c.dest.clone(),
+        });
+    }
+    steps.push(Step::Files(listed));
+    steps.extend(after_files);
+    let Some(py) = &spec.spec.python else {
+        return Ok(steps);
+    };
+    let sources = select::Sources {
+        wheelhouse: opts.wheelhouse.clone(),
+        offline: opts.offline,
+    };
+    let tree = select::plan(py, &spec.dir, arch, &spec.spec.runtimes, sources)?;
+    let dest = tree.dest.clone();
+    steps.push(Step::Python(tree));
+    if py.bytecode != Bytecode::Never && !opts.no_bytecode {
+        steps.push(Step::Bytecode(bytecode_plan(spec, dest, py.bytecode, opts, cache)));
+    }
+    Ok(steps)
+}
+
+/// `python.bytecode_runtimes`, else every runtime, in the spec's order.
+fn bytecode_runtimes(spec: &LoadedSpec) -> Vec<Runtime> {
+    let chosen = spec.spec.python.as_ref().and_then(|p| p.bytecode_runtimes.as_ref());
+    spec.spec
+        .runtimes
+        .iter()
+        .copied()
+        .filter(|rt| chosen.is_none_or(|c| c.contains(rt)))
+        .collect()
+}
+
+fn bytecode_plan(spec: &LoadedSpec, dest: String, mode: Bytecode, opts: &Options, cache: &Path) -> BytecodePlan {
+    let flags: BTreeMap<Runtime, PathBuf> = opts.pythons.iter().cloned().collect();
+    let configured = spec.spec.python.as_ref().map(|p| &p.interpreters);
+    let interpreters = bytecode_runtimes(spec)
+        .into_iter()
+        .map(|rt| {
+            let from_spec = configured.and_then(|c| c.get(&rt)).map(|p| spec.resolve(p));
+            let sources = interpreter::Sources::new(flags.get(&rt).cloned(), from_spec, Some(cache.to_path_buf()));
+            (rt, sources)
+        })
+        .collect();
+    BytecodePlan {
+        dest,
+        runtimes: bytecode_runtimes(spec),
+        always: mode == Bytecode::Always,
+        interpreters,
     }
 }

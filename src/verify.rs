@@ -9,22 +9,22 @@ use anyhow::{Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::arch::Arch;
-use crate::elf;
-use crate::layout::{self, MODE_DIR, MODE_EXEC, MODE_FILE};
-use crate::manifest::{self, Manifest, format_mode};
+use crate::check::elf;
+use crate::check::rules;
+use crate::manifest::{self, Manifest, ManifestEntry, format_mode};
+use crate::model::arch::Arch;
 
 /// A problem found in one zip: tests and scripts match on the zip and the entry.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}{problem}", zip.display(), entry.as_ref().map(|e| format!("entry `{e}`: ")).unwrap_or_default())]
-pub struct VerifyError {
+pub(crate) struct VerifyError {
     pub zip: PathBuf,
     pub entry: Option<String>,
     pub problem: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Verified {
+pub(crate) struct Verified {
     pub entries: usize,
     pub size: u64,
     pub unzipped: u64,
@@ -33,7 +33,7 @@ pub struct Verified {
 }
 
 /// Verifies a zip on disk with the manifest (and `.sha256`, when present) beside it.
-pub fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
+pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
     let bytes = fs_err::read(zip_path)?;
     let manifest_path = manifest_override
         .map(Path::to_path_buf)
@@ -79,7 +79,7 @@ fn fail(zip: &Path, entry: Option<&str>, problem: impl Into<String>) -> anyhow::
 }
 
 /// Verifies zip bytes against a manifest. Never panics: a corrupt zip is an error.
-pub fn verify_bytes(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
+pub(crate) fn verify_bytes(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
     match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, bytes, manifest))) {
         Ok(r) => r,
         Err(_) => Err(fail(zip_path, None, "the zip is corrupt (the reader gave up on it)")),
@@ -96,12 +96,10 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
     })?;
     let mut zip = ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| fail(zip_path, None, format!("not a readable zip ({e}): rebuild it")))?;
-    let expected: BTreeMap<&str, &manifest::ManifestEntry> =
-        manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let collector_path = manifest.collector.as_ref().map(|c| c.path.as_str());
+    let expected: BTreeMap<&str, &ManifestEntry> = manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let collector = manifest.collector.as_ref().map(|c| c.path.as_str());
     let mut seen = BTreeSet::new();
     let mut unzipped = 0u64;
-
     for i in 0..zip.len() {
         let mut file = zip
             .by_index(i)
@@ -109,74 +107,18 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
         let name = String::from_utf8(file.name_raw().to_vec())
             .map_err(|_| fail(zip_path, None, format!("entry {i} has a name that is not UTF-8")))?;
         let bad = |problem: String| fail(zip_path, Some(&name), problem);
-        layout::check_path(&name).map_err(|e| bad(format!("unsafe path: {e}")))?;
         if !seen.insert(name.clone()) {
             return Err(bad("appears twice".into()));
         }
-        let full_mode = file
-            .unix_mode()
-            .ok_or_else(|| bad("has no unix mode: Lambda would unpack it with default permissions".into()))?;
-        let kind = full_mode & 0o170000;
-        let mode = full_mode & 0o7777;
-        if kind == 0o120000 {
-            return Err(bad("is a symlink: layers must hold regular files".into()));
-        }
-        let want = expected
-            .get(name.as_str())
-            .ok_or_else(|| bad("is not in the manifest: the zip was changed after it was built".into()))?;
-        if file.is_dir() {
-            if mode != MODE_DIR {
-                return Err(bad(format!(
-                    "folder mode is {} but must be 0755 so the runtime can enter it",
-                    format_mode(mode)
-                )));
-            }
-        } else {
-            if kind != 0o100000 && kind != 0 {
-                return Err(bad(format!("is not a regular file (mode {full_mode:o})")));
-            }
-            if mode != MODE_FILE && mode != MODE_EXEC {
-                return Err(bad(format!("mode {} is neither 0644 nor 0755", format_mode(mode))));
-            }
-            if layout::must_be_executable(&name) && mode != MODE_EXEC {
-                return Err(bad(format!(
-                    "mode {} lacks the exec bit: Lambda cannot start an extension without it",
-                    format_mode(mode)
-                )));
-            }
-        }
-        if format_mode(mode) != want.mode {
-            return Err(bad(format!(
-                "mode {} but the manifest says {}",
-                format_mode(mode),
-                want.mode
-            )));
-        }
+        let want = check_entry(&name, file.is_dir(), file.unix_mode(), &expected).map_err(bad)?;
         if file.is_dir() {
             continue;
         }
         let mut data = Vec::with_capacity(file.size().min(1 << 30) as usize);
         file.read_to_end(&mut data)
             .map_err(|e| bad(format!("cannot be read back ({e}): the zip is damaged")))?;
-        let sha = hex::encode(Sha256::digest(&data));
-        if data.len() as u64 != want.size {
-            return Err(bad(format!("size {} but the manifest says {}", data.len(), want.size)));
-        }
-        if want.sha256.as_deref() != Some(sha.as_str()) {
-            return Err(bad(format!(
-                "sha256 {sha} but the manifest says {}",
-                want.sha256.as_deref().unwrap_or("none")
-            )));
-        }
+        check_content(&name, &data, want, arch, collector == Some(name.as_str())).map_err(bad)?;
         unzipped += data.len() as u64;
-        if elf::is_elf(&data) || elf::looks_like_shared_object(&name) || collector_path == Some(name.as_str()) {
-            let info = elf::check_arch(&data, arch).map_err(|e| bad(e.to_string()))?;
-            if collector_path == Some(name.as_str()) && !info.is_executable() {
-                return Err(bad(
-                    "is an ELF library, not an executable: the collector must be a program".into(),
-                ));
-            }
-        }
     }
     if let Some(missing) = expected.keys().find(|p| !seen.contains(**p)) {
         return Err(fail(
@@ -185,6 +127,62 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
             "is in the manifest but missing from the zip",
         ));
     }
+    let (sha256, warnings) = check_whole(zip_path, bytes, manifest, unzipped)?;
+    Ok(Verified {
+        entries: seen.len(),
+        size: bytes.len() as u64,
+        unzipped,
+        sha256,
+        warnings,
+    })
+}
+
+/// An entry's path and mode follow the layer rules and match its manifest entry.
+fn check_entry<'a>(
+    name: &str,
+    is_dir: bool,
+    unix_mode: Option<u32>,
+    expected: &BTreeMap<&str, &'a ManifestEntry>,
+) -> Result<&'a ManifestEntry, String> {
+    rules::check_path(name).map_err(|e| format!("unsafe path: {e}"))?;
+    let full_mode = unix_mode.ok_or("has no unix mode: Lambda would unpack it with default permissions")?;
+    if full_mode & 0o170000 == 0o120000 {
+        return Err("is a symlink: layers must hold regular files".into());
+    }
+    let want = expected
+        .get(name)
+        .ok_or("is not in the manifest: the zip was changed after it was built")?;
+    rules::check_mode(name, is_dir, full_mode)?;
+    let mode = format_mode(full_mode);
+    if mode != want.mode {
+        return Err(format!("mode {mode} but the manifest says {}", want.mode));
+    }
+    Ok(want)
+}
+
+/// A file's bytes are the manifest's, and ELF files are for the layer's architecture.
+fn check_content(name: &str, data: &[u8], want: &ManifestEntry, arch: Arch, is_collector: bool) -> Result<(), String> {
+    let sha = hex::encode(Sha256::digest(data));
+    if data.len() as u64 != want.size {
+        return Err(format!("size {} but the manifest says {}", data.len(), want.size));
+    }
+    if want.sha256.as_deref() != Some(sha.as_str()) {
+        return Err(format!(
+            "sha256 {sha} but the manifest says {}",
+            want.sha256.as_deref().unwrap_or("none")
+        ));
+    }
+    if elf::is_elf(data) || elf::looks_like_shared_object(name) || is_collector {
+        let info = elf::check_arch(data, arch).map_err(|e| e.to_string())?;
+        if is_collector && !info.is_executable() {
+            return Err("is an ELF library, not an executable: the collector must be a program".into());
+        }
+    }
+    Ok(())
+}
+
+/// The zip's own hash and sizes: its sha256, the unzipped limit, the direct-upload warning.
+fn check_whole(zip_path: &Path, bytes: &[u8], manifest: &Manifest, unzipped: u64) -> Result<(String, Vec<String>)> {
     let sha256 = hex::encode(Sha256::digest(bytes));
     if sha256 != manifest.zip.sha256 {
         return Err(fail(
@@ -212,17 +210,11 @@ fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Ve
             manifest.limits.zipped_warning_bytes
         ));
     }
-    Ok(Verified {
-        entries: seen.len(),
-        size: bytes.len() as u64,
-        unzipped,
-        sha256,
-        warnings,
-    })
+    Ok((sha256, warnings))
 }
 
 /// Verifies each zip, stopping at the first problem.
-pub fn run(zips: &[PathBuf], manifest_override: Option<&Path>) -> Result<Vec<(PathBuf, Verified)>> {
+pub(crate) fn run(zips: &[PathBuf], manifest_override: Option<&Path>) -> Result<Vec<(PathBuf, Verified)>> {
     if manifest_override.is_some() && zips.len() > 1 {
         return Err(anyhow!(
             "--manifest names one manifest: verify one zip at a time with it"

@@ -202,6 +202,84 @@ fn plan_lists_entries_and_writes_nothing() {
     assert!(!d.path().join("dist").exists());
 }
 
+/// Every file below `dir` with its size and mtime: any write shows up as a difference.
+fn snapshot(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        out.push((e.path().display().to_string(), m.len(), m.modified().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn plan_starts_no_process_and_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let sha = "a".repeat(64);
+    write(
+        dir,
+        "layer.yaml",
+        b"name: pure\nversion: '1.0'\narchitectures: [x86_64, arm64]\nruntimes: [python3.8, python3.9]\n\
+files:\n  - src: shim.py\n    dest: python/shim.py\n\
+python:\n  lock: requirements.txt\n  bytecode: always\n\
+collector:\n  source:\n    go: collector\n  config:\n    src: config.yaml\n    dest: collector-config/config.yaml\n",
+    );
+    write(dir, "shim.py", b"def handler(e, c):\n    return e\n");
+    write(dir, "config.yaml", CONFIG.as_bytes());
+    write(dir, "collector/go.mod", b"module example.com/collector\n\ngo 1.22\n");
+    write(
+        dir,
+        "requirements.txt",
+        format!("demo==1.0 \\\n    --hash=sha256:{sha}\n    #   wheel: demo-1.0-py3-none-any.whl sha256={sha}\n")
+            .as_bytes(),
+    );
+    write(dir, "cache/keep", b"an existing cache\n");
+    // Every program a build would run, and a pyenv install, as traps that leave a mark.
+    let trap = format!("#!/bin/sh\necho \"$0 $*\" >> {}/ran.log\n", dir.display());
+    for name in ["go", "python3", "python3.8", "python3.9", "pip", "uv", "pyenv", "asdf"] {
+        write(dir, &format!("bin/{name}"), trap.as_bytes());
+    }
+    write(dir, "home/.pyenv/versions/3.9.18/bin/python", trap.as_bytes());
+    Std::new("chmod")
+        .arg("-R")
+        .arg("755")
+        .arg(dir.join("bin"))
+        .arg(dir.join("home"))
+        .status()
+        .unwrap();
+    let before = snapshot(dir);
+    for json in [false, true] {
+        let mut cmd = layerbuild(dir);
+        cmd.args(["plan", "--python", "python3.8=bin/python3.8"])
+            .env("PATH", dir.join("bin"))
+            .env("HOME", dir.join("home"))
+            .env("LAYERBUILD_CACHE", dir.join("cache"))
+            .env_remove("PYENV_ROOT")
+            .env_remove("XDG_CACHE_HOME");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.assert().success().get_output().stdout.clone();
+        let text = String::from_utf8(out).unwrap();
+        for want in [
+            "go build . in ./collector",
+            "demo-1.0-py3-none-any.whl",
+            "bytecode",
+            "python/shim.py",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+    assert!(
+        !dir.join("ran.log").exists(),
+        "plan ran a program: {:?}",
+        std::fs::read_to_string(dir.join("ran.log"))
+    );
+    assert_eq!(snapshot(dir), before, "plan wrote below its folder");
+}
+
 /// A failed build exits 1 with a message and leaves nothing in the output folder.
 fn build_fails(dir: &Path, args: &[&str], message: &str) {
     layerbuild(dir)

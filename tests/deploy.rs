@@ -486,4 +486,15 @@ fn aws_failures_are_one_clear_line() {
     let mut c = publish_offline(d.path(), &closed);
     c.env_remove("AWS_REGION");
     one_line_error(c, "no AWS region: pass --region");
+    // Mistakes in the command line itself are usage errors: exit 2, before any AWS call.
+    let mut c = publish_offline(d.path(), &closed);
+    c.args(["--layer-name", "bad.name"])
+        .assert()
+        .code(2)
+        .stderr(contains("not a valid layer name"));
+    let mut c = layerbuild(d.path());
+    c.args(["publish", "--out", "nowhere"])
+        .assert()
+        .code(2)
+        .stderr(contains("nothing to publish"));
 }

@@ -1,5 +1,7 @@
 //! End to end: `layerbuild diff` on two hermetic builds that differ by one package.
 
+#[path = "common/elf.rs"]
+mod elf;
 #[path = "common/wheels.rs"]
 mod wheels;
 

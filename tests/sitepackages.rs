@@ -1,15 +1,15 @@
 //! End to end: the `python/` tree built from a lock and a wheelhouse of wheels the tests make.
 
+#[path = "common/elf.rs"]
+mod elf;
 #[path = "common/wheels.rs"]
 mod wheels;
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use elf::{EM_AARCH64, EM_X86_64, machine_of};
 use wheels::*;
-
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
 
 const X86_ZIP: &str = "sp-amd64-ver-1-0.zip";
 const ARM_ZIP: &str = "sp-arm64-ver-1-0.zip";
@@ -141,7 +141,7 @@ fn native_wheels_for_both_arches_and_abis_share_one_dist_info() {
         let z = f.zip(zip);
         for py in ["38", "39"] {
             let so = &z[&format!("python/nat/_speed.cpython-{py}-{machine}-linux-gnu.so")].1;
-            assert_eq!(u16::from_le_bytes([so[18], so[19]]), em, "{zip}");
+            assert_eq!(machine_of(so), em, "{zip}");
         }
         let dist_infos: Vec<_> = z.keys().filter(|p| p.ends_with(".dist-info/WHEEL")).collect();
         assert_eq!(dist_infos, ["python/nat-2.0.dist-info/WHEEL"]);
@@ -168,7 +168,7 @@ fn abi3_wheel_serves_every_runtime() {
     f.add("stable", "1.0", None, &[&x, &a]);
     f.build(&["--no-bytecode"]).success();
     let z = f.zip(ARM_ZIP);
-    assert_eq!(z["python/stable/_s.abi3.so"].1[18], EM_AARCH64 as u8);
+    assert_eq!(machine_of(&z["python/stable/_s.abi3.so"].1), EM_AARCH64);
     let manifest = std::fs::read_to_string(f.path().join("dist/sp-arm64-ver-1-0.manifest.json")).unwrap();
     assert!(
         manifest.contains("stable-1.0-cp37-abi3-manylinux2014_aarch64.whl"),
@@ -360,11 +360,9 @@ fn host_python() -> Option<String> {
 }
 
 #[test]
+#[ignore = "needs a python3 interpreter to compile bytecode"]
 fn bytecode_is_checked_hash_for_the_target_runtime() {
-    let Some(version) = host_python() else {
-        eprintln!("skipped: no python3 on PATH to compile bytecode with");
-        return;
-    };
+    let version = host_python().expect("this test needs python3 on PATH to compile bytecode with");
     let rt = format!("python{version}");
     let mut f = Fixture::new(&[&rt]);
     f.add("demo", "1.0", None, &[&pure("demo", "1.0")]);
@@ -445,6 +443,22 @@ fn bytecode_is_checked_hash_for_the_target_runtime() {
     assert!(err.contains("python3.15") && err.contains("--python"), "{err}");
 }
 
+#[test]
+fn an_interpreter_of_another_version_is_refused_naming_it() {
+    let mut f = Fixture::new(&["python3.9"]);
+    f.add("demo", "1.0", None, &[&pure("demo", "1.0")]);
+    // A stand-in that answers the probe as CPython 3.11 would.
+    let fake = f.path().join("python3.11");
+    std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' 3.11.7 a70d0d0a \"$0\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let flag = format!("python3.9={}", fake.display());
+    let err = stderr(&f.build(&["--python", &flag]).failure());
+    assert!(
+        err.contains("is Python 3.11.7, not 3.9") && err.contains(&fake.display().to_string()),
+        "{err}"
+    );
+}
+
 /// Locks the real `layer-src/requirements.in` and builds its tree for both architectures.
 #[test]
 #[ignore = "network: locks and builds the real 1.20.0 set"]
@@ -493,7 +507,7 @@ fn real_set_locks_and_builds_for_both_arches() {
         let mut abis: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
         for (path, (_, data)) in &z {
             if path.ends_with(".so") {
-                assert_eq!(u16::from_le_bytes([data[18], data[19]]), em, "{zip}: {path}");
+                assert_eq!(machine_of(data), em, "{zip}: {path}");
                 // A stable-ABI module serves every runtime; CPython prefers its own tag first.
                 for (abi, tag) in [
                     ("38", format!(".cpython-38-{machine}-linux-gnu.so")),
@@ -632,7 +646,17 @@ fn two_builds_filling_one_cache_at_once_both_succeed() {
         std::fs::read(f.path().join("dist-a").join(ARM_ZIP)).unwrap(),
         std::fs::read(f.path().join("dist-b").join(ARM_ZIP)).unwrap()
     );
-    // Nothing half-written is left behind in the cache's temp folder.
-    let leftovers: Vec<_> = std::fs::read_dir(f.path().join("cache/tmp")).unwrap().collect();
+    // Nothing half-written is left behind anywhere in the cache: every wheel is in its slot.
+    let mut wheels = 0;
+    let mut leftovers = Vec::new();
+    for e in walkdir::WalkDir::new(f.path().join("cache")) {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        wheels += usize::from(name.ends_with(".whl"));
+        if name.starts_with(".layerbuild-") || name.starts_with(".tmp") {
+            leftovers.push(e.path().to_path_buf());
+        }
+    }
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(wheels, 5, "the four native wheels and the pure one");
 }

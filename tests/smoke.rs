@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use common::{EM_AARCH64, EM_X86_64, ET_EXEC, ZipEntry, fake_elf, layerbuild, write_zip};
 
@@ -72,21 +72,54 @@ def lambda_handler(event, context):
         urllib.request.urlopen(request, timeout=10).read()
 "#;
 
+/// Test collector extension: OTLP/HTTP in on the config's port, out to the config's otlphttp
+/// endpoint. `MODE` (replaced by the tests) says how it exports:
+/// - `sync`: forwards each post before answering it (export on the invocation's path);
+/// - `queued`: answers at once and forwards on a thread of its own (as an exporter with a
+///   sending queue does), calling event/next without waiting for it;
+/// - `telemetry`: answers at once and holds the data; subscribes to the Telemetry API and, after
+///   each INVOKE, waits for the request's platform.runtimeDone, forwards what it holds, and only
+///   then calls event/next. With no platform.start within 500 ms it falls back to `sync` for good;
+/// - `drop`: answers and forwards nothing.
+///
+/// Each decision is appended to the file `NOTES` names, for the tests to read.
 const FAKE_COLLECTOR: &str = r#"#!/usr/bin/env python3
-# Test collector extension: OTLP/HTTP in on the config's port, out to the config's otlphttp endpoint.
 import http.server, json, os, re, sys, threading, urllib.request
 
+MODE = "sync"
+NOTES = None
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 config = open(os.environ["OPENTELEMETRY_COLLECTOR_CONFIG_URI"]).read()
 port = int(re.search(r'http:\s*\n\s*endpoint:\s*"?[\w.]+:(\d+)', config).group(1))
 exporter = re.search(r'otlphttp:\s*\n\s*endpoint:\s*"?([^"\s]+)', config).group(1)
+lock = threading.Condition()
+held = []
+seen = {}
+fallback = [MODE != "telemetry"]
 
 
-class Forward(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        out = urllib.request.Request(exporter + self.path, data=body, headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(out, timeout=10).read()
+def note(line):
+    print(line, flush=True)
+    if NOTES:
+        with open(NOTES, "a") as f:
+            f.write(line + "\n")
+
+
+def forward(body):
+    out = urllib.request.Request(exporter + "/v1/traces", data=body, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(out, timeout=10).read()
+
+
+def drain():
+    with lock:
+        bodies = held[:]
+        del held[:]
+    for body in bodies:
+        forward(body)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self):
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -96,26 +129,122 @@ class Forward(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Forward)
-threading.Thread(target=server.serve_forever, daemon=True).start()
+class Otlp(Handler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if MODE == "queued":
+            threading.Thread(target=forward, args=(body,)).start()
+        elif MODE == "drop":
+            pass
+        else:
+            with lock:
+                keep = not fallback[0]
+                if keep:
+                    held.append(body)
+            if not keep:
+                forward(body)
+        self.answer()
+
+
+class Listener(Handler):
+    def do_POST(self):
+        events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with lock:
+            for e in events:
+                seen.setdefault(e["type"], set()).add(e["record"].get("requestId"))
+                note("telemetry %s %s" % (e["type"], e["record"].get("requestId")))
+            lock.notify_all()
+        self.answer()
+
+
+def serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0 if handler is Listener else port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
 
 
 def call(method, path, body=None, headers=None):
-    request = urllib.request.Request("http://%s/2020-01-01/extension/%s" % (api, path), data=body,
-                                     method=method, headers=headers or {})
+    request = urllib.request.Request("http://%s%s" % (api, path), data=body, method=method, headers=headers or {})
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.headers, json.loads(response.read() or b"null")
 
 
-headers, _ = call("POST", "register", json.dumps({"events": ["INVOKE", "SHUTDOWN"]}).encode(),
+def wait_for_runtime(request_id):
+    with lock:
+        if not lock.wait_for(lambda: request_id in seen.get("platform.start", ()), timeout=0.5):
+            fallback[0] = True
+            note("no platform.start for %s: falling back to synchronous export" % request_id)
+            return
+        lock.wait_for(lambda: request_id in seen.get("platform.runtimeDone", ()), timeout=10)
+        note("runtimeDone %s: draining" % request_id)
+
+
+serve(Otlp)
+headers, _ = call("POST", "/2020-01-01/extension/register", json.dumps({"events": ["INVOKE", "SHUTDOWN"]}).encode(),
                   {"Lambda-Extension-Name": os.path.basename(sys.argv[0])})
-ident = headers["Lambda-Extension-Identifier"]
+ident = {"Lambda-Extension-Identifier": headers["Lambda-Extension-Identifier"]}
+if MODE == "telemetry":
+    subscription = {"schemaVersion": "2022-12-13", "types": ["platform"], "buffering": {"timeoutMs": 25},
+                    "destination": {"protocol": "HTTP", "URI": "http://127.0.0.1:%d/telemetry" % serve(Listener)}}
+    _, answer = call("PUT", "/2022-07-01/telemetry", json.dumps(subscription).encode(), ident)
+    note("subscribed: %s" % json.dumps(answer))
 print("fake collector registered", flush=True)
 for _ in range(100):
-    _, event = call("GET", "event/next", headers={"Lambda-Extension-Identifier": ident})
+    _, event = call("GET", "/2020-01-01/extension/event/next", headers=ident)
     if event["eventType"] == "SHUTDOWN":
+        drain()
         break
+    if not fallback[0]:
+        wait_for_runtime(event["requestId"])
+    drain()
 "#;
+
+/// An extension that stamps the monotonic clock into a file every 10 ms until shortly after
+/// SHUTDOWN: the gaps show when its process was stopped.
+const TICKER: &str = r#"#!/usr/bin/env python3
+import json, os, sys, threading, time, urllib.request
+
+TICKS = None
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+
+
+def tick():
+    with open(TICKS, "a") as f:
+        while True:
+            f.write("%f\n" % time.monotonic())
+            f.flush()
+            time.sleep(0.01)
+
+
+request = urllib.request.Request("http://%s/2020-01-01/extension/register" % api, method="POST",
+                                 data=json.dumps({"events": ["SHUTDOWN"]}).encode(),
+                                 headers={"Lambda-Extension-Name": os.path.basename(sys.argv[0])})
+ident = urllib.request.urlopen(request, timeout=60).headers["Lambda-Extension-Identifier"]
+threading.Thread(target=tick, daemon=True).start()
+request = urllib.request.Request("http://%s/2020-01-01/extension/event/next" % api,
+                                 headers={"Lambda-Extension-Identifier": ident})
+urllib.request.urlopen(request, timeout=600).read()
+# A few more ticks after SHUTDOWN, so the last freeze shows as a gap too.
+time.sleep(0.2)
+"#;
+
+fn collector(mode: &str, notes: Option<&Path>) -> ZipEntry {
+    let script = FAKE_COLLECTOR
+        .replace("MODE = \"sync\"", &format!("MODE = {mode:?}"))
+        .replace(
+            "NOTES = None",
+            &format!(
+                "NOTES = {:?}",
+                notes.map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        );
+    file("extensions/collector", 0o755, &script)
+}
+
+/// The lines the fake collector noted.
+fn notes(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
 
 /// A collector that refuses its config, as the real one does with a bad exporter: it exits before registering.
 const BROKEN_COLLECTOR: &str = r#"#!/bin/sh
@@ -139,7 +268,7 @@ fn file(name: &str, mode: u32, data: &str) -> ZipEntry {
 fn good_layer() -> Vec<ZipEntry> {
     vec![
         ("extensions/".into(), 0o040755, Vec::new()),
-        file("extensions/collector", 0o755, FAKE_COLLECTOR),
+        collector("sync", None),
         file("otel-instrument", 0o755, WRAPPER),
         ("python/".into(), 0o040755, Vec::new()),
         file("python/fakeotel.py", 0o644, FAKE_SHIM),
@@ -181,6 +310,17 @@ fn python() -> PathBuf {
 
 /// Runs smoke on `layer` (written as a zip in `dir`) and returns (exit ok, stdout, JSON report).
 fn smoke(dir: &Path, layer: &[ZipEntry], extra: &[&str]) -> (bool, String, Value) {
+    let (ok, text, report) = run_smoke(dir, layer, extra, true);
+    (ok, text.unwrap_or_default(), report)
+}
+
+/// Like `smoke`, with the JSON report only (one run instead of two).
+fn smoke_json(dir: &Path, layer: &[ZipEntry], extra: &[&str]) -> (bool, Value) {
+    let (ok, _, report) = run_smoke(dir, layer, extra, false);
+    (ok, report)
+}
+
+fn run_smoke(dir: &Path, layer: &[ZipEntry], extra: &[&str], also_text: bool) -> (bool, Option<String>, Value) {
     let zip = dir.join("layer.zip");
     write_zip(&zip, layer);
     let python = python();
@@ -217,12 +357,8 @@ fn smoke(dir: &Path, layer: &[ZipEntry], extra: &[&str]) -> (bool, String, Value
         report["passed"] == true,
         "exit status follows the verdict"
     );
-    let human = run(false);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&human.stdout).into_owned(),
-        report,
-    )
+    let human = also_text.then(|| String::from_utf8_lossy(&run(false).stdout).into_owned());
+    (out.status.success(), human, report)
 }
 
 fn failure(report: &Value) -> String {
@@ -242,7 +378,8 @@ fn a_working_layer_passes_with_its_spans() {
     );
     let ext = &run["extensions"][0];
     assert_eq!(ext["name"], "collector");
-    assert_eq!(ext["delivered"], serde_json::json!(["INVOKE", "SHUTDOWN"]));
+    // The cold invocation, one warm with the receiver at once and one with it 300 ms late.
+    assert_eq!(ext["delivered"], json!(["INVOKE", "INVOKE", "INVOKE", "SHUTDOWN"]));
     assert_eq!(ext["exit"], "exit status 0", "the extension left on SHUTDOWN");
     assert_eq!(run["result"]["smoke"], "ok");
     assert_eq!(run["result"]["request_id"], run["request_id"]);
@@ -252,13 +389,48 @@ fn a_working_layer_passes_with_its_spans() {
         .iter()
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["SERVER", "CLIENT"]);
+    assert_eq!(kinds, ["SERVER", "CLIENT", "SERVER", "CLIENT", "SERVER", "CLIENT"]);
     assert_eq!(run["spans"][1]["parent_span_id"], run["spans"][0]["span_id"]);
     assert!(run["init_ms"].as_u64().is_some());
+    let invocations = run["invocations"].as_array().unwrap();
+    let delays: Vec<u64> = invocations
+        .iter()
+        .map(|i| i["backend_delay_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delays, [0, 0, 300]);
+    assert_eq!(invocations[0]["request_id"], run["request_id"]);
+    for inv in invocations {
+        assert_eq!(inv["spans_before_freeze"], 2, "{inv}");
+        assert_eq!(inv["spans_after_freeze"], 0, "{inv}");
+        let groups = inv["freeze"]["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 2, "runtime and collector: {inv}");
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["processes"].as_u64() >= Some(1) && g["stopped"] == g["processes"]),
+            "{inv}"
+        );
+    }
+    // This collector exports before it answers the SDK: the late backend is on the invoke's path.
+    let warm = &run["warm_invoke_ms"];
+    assert!(warm["median_late_ms"].as_u64().unwrap() >= 300, "{warm}");
+    assert!(warm["median_at_once_ms"].as_u64().unwrap() < 300, "{warm}");
     for c in run["checks"].as_array().unwrap() {
         assert_eq!(c["ok"], true, "{c}");
     }
+    let names: Vec<&str> = run["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"spans before the freeze, invocation 3 (warm, backend 300 ms late)"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"sandbox frozen after each invocation"), "{names:?}");
     assert!(text.contains("registered as `collector`"), "{text}");
+    assert!(text.contains("invocation 3 (warm, backend 300 ms late)"), "{text}");
     assert!(text.contains("smoke: PASS"), "{text}");
 }
 
@@ -358,6 +530,8 @@ fn a_handler_that_raises_shows_the_runtime_error() {
     );
     // The spans of the failed invocation still arrive (the shim exports on the error path).
     assert_eq!(run["spans"].as_array().unwrap().len(), 1, "{report:#}");
+    // A failed invocation ends the run: no warm ones after it.
+    assert_eq!(run["invocations"].as_array().unwrap().len(), 1, "{report:#}");
     assert!(
         text.contains("FAIL: invoke result: the handler failed: ValueError: boom"),
         "{text}"
@@ -402,9 +576,182 @@ fn an_extension_that_never_registers_fails_within_the_bound() {
     );
 }
 
+/// The check named `spans before the freeze, invocation N (...)` of the first run.
+fn freeze_check(report: &Value, invocation: usize) -> &Value {
+    let prefix = format!("spans before the freeze, invocation {invocation} ");
+    report["runs"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no check for invocation {invocation}: {report:#}"))
+}
+
 #[test]
-#[ignore = "needs the real default layer: run make layers first"]
-fn the_real_amd64_layer_passes() {
+fn the_freeze_stops_every_process_for_its_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let ticker = TICKER.replace("TICKS = None", &format!("TICKS = {:?}", ticks.display().to_string()));
+    let mut layer = good_layer();
+    layer.push(file("extensions/ticker", 0o755, &ticker));
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "800"]);
+    assert!(ok, "{report:#}");
+    let invocations = report["runs"][0]["invocations"].as_array().unwrap();
+    for inv in invocations {
+        let ticker = inv["freeze"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["label"] == "extension-ticker");
+        assert_eq!(ticker.unwrap()["stopped"], 1, "{inv}");
+        assert_eq!(inv["freeze"]["held_ms"], 800);
+    }
+    // The ticker writes every 10 ms; while frozen it cannot. Freezes may follow each other too
+    // closely for it to be scheduled between them, so their gaps are counted by total length.
+    let stamps: Vec<f64> = std::fs::read_to_string(&ticks)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let gaps: Vec<f64> = stamps.windows(2).map(|w| w[1] - w[0]).filter(|g| *g >= 0.7).collect();
+    let frozen: f64 = gaps.iter().sum();
+    let held = 0.8 * invocations.len() as f64;
+    assert!(
+        frozen >= held - 0.05,
+        "stopped {frozen:.2} s of {held:.2} s: gaps {gaps:?}"
+    );
+    // It runs again after the last thaw, until SHUTDOWN.
+    let last_gap_end = stamps.windows(2).rposition(|w| w[1] - w[0] >= 0.7).unwrap() + 1;
+    assert!(last_gap_end < stamps.len() - 1, "no tick after the last thaw");
+}
+
+#[test]
+fn a_collector_that_queues_misses_the_freeze_with_a_late_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = replace(good_layer(), collector("queued", None));
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300"]);
+    assert!(!ok, "{report:#}");
+    // With the backend 300 ms late the export is still on its way when the sandbox freezes.
+    let late = freeze_check(&report, 3);
+    assert_eq!(
+        late["name"],
+        "spans before the freeze, invocation 3 (warm, backend 300 ms late)"
+    );
+    assert_eq!(late["ok"], false, "{late}");
+    assert!(
+        late["detail"]
+            .as_str()
+            .unwrap()
+            .contains("arrived only after the freeze"),
+        "{late}"
+    );
+    let inv = &report["runs"][0]["invocations"][2];
+    assert_eq!(inv["spans_before_freeze"], 0, "{inv}");
+    assert_eq!(inv["spans_after_freeze"], 2, "{inv}");
+    // ... though the invocation itself did not wait for the backend.
+    assert!(inv["invoke_ms"].as_u64().unwrap() < 300, "{inv}");
+    assert!(
+        failure(&report).contains("arrived only after the freeze"),
+        "{}",
+        failure(&report)
+    );
+}
+
+#[test]
+fn a_telemetry_subscriber_drains_before_the_freeze() {
+    let dir = tempfile::tempdir().unwrap();
+    let noted = dir.path().join("notes");
+    let layer = replace(good_layer(), collector("telemetry", Some(&noted)));
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300"]);
+    assert!(ok, "{report:#}\n{}", notes(&noted));
+    let run = &report["runs"][0];
+    let sub = &run["telemetry"]["subscriptions"][0];
+    assert_eq!(sub["extension"], "collector");
+    assert_eq!(sub["delivered_to"], true);
+    assert_eq!(sub["buffering_timeout_ms"], 25);
+    assert!(
+        sub["destination"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+        "{sub}"
+    );
+    let invocations = run["invocations"].as_array().unwrap();
+    for (n, inv) in invocations.iter().enumerate() {
+        let id = inv["request_id"].as_str().unwrap();
+        // The last report is delivered at SHUTDOWN, which the extension may leave on first.
+        let mut events = vec!["platform.start", "platform.runtimeDone", "platform.report"];
+        if n + 1 == invocations.len() && inv["telemetry"].as_array().unwrap().len() == 2 {
+            events.pop();
+        }
+        assert_eq!(inv["telemetry"], json!(events), "{inv}");
+        assert!(notes(&noted).contains(&format!("runtimeDone {id}: draining")));
+        assert_eq!(inv["spans_after_freeze"], 0, "{inv}");
+    }
+    // Off the invoke's path: the late backend holds the freeze back, not the response.
+    let late = &run["invocations"][2];
+    assert_eq!(late["backend_delay_ms"], 300);
+    assert!(late["invoke_ms"].as_u64().unwrap() < 300, "{late}");
+    assert!(late["frozen_after_response_ms"].as_u64().unwrap() >= 300, "{late}");
+    assert_eq!(freeze_check(&report, 3)["ok"], true);
+    assert!(notes(&noted).contains("subscribed: \"OK\""), "{}", notes(&noted));
+}
+
+#[test]
+fn like_the_rie_nothing_is_delivered_and_the_subscriber_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let noted = dir.path().join("notes");
+    let layer = replace(good_layer(), collector("telemetry", Some(&noted)));
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300", "--telemetry", "rie"]);
+    assert!(ok, "{report:#}\n{}", notes(&noted));
+    let run = &report["runs"][0];
+    assert_eq!(run["telemetry"]["mode"], "rie");
+    assert_eq!(run["telemetry"]["subscriptions"][0]["delivered_to"], false);
+    assert_eq!(run["telemetry"]["deliveries"], 0);
+    let noted = notes(&noted);
+    assert!(noted.contains("subscribed: {}"), "{noted}");
+    assert!(!noted.contains("telemetry platform."), "{noted}");
+    // Falls back once, on the first invocation, and exports synchronously from then on.
+    let first = run["invocations"][0]["request_id"].as_str().unwrap();
+    assert_eq!(noted.matches("falling back").count(), 1, "{noted}");
+    assert!(noted.contains(&format!("no platform.start for {first}")), "{noted}");
+    for inv in run["invocations"].as_array().unwrap() {
+        assert_eq!(inv["telemetry"], json!([]), "{inv}");
+        assert_eq!(inv["spans_after_freeze"], 0, "{inv}");
+    }
+    assert!(run["invocations"][2]["invoke_ms"].as_u64().unwrap() >= 300);
+}
+
+#[test]
+fn a_collector_that_forwards_nothing_fails_after_one_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = replace(good_layer(), collector("drop", None));
+    let started = std::time::Instant::now();
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "100"]);
+    assert!(!ok);
+    assert!(
+        failure(&report).starts_with("server span: the receiver got no spans"),
+        "{}",
+        failure(&report)
+    );
+    let run = &report["runs"][0];
+    // The invocation itself worked; with no span coming, warm ones would only wait for the same.
+    assert_eq!(run["result"]["smoke"], "ok");
+    assert_eq!(run["invocations"].as_array().unwrap().len(), 1, "{run:#}");
+    assert_eq!(
+        freeze_check(&report, 1)["detail"],
+        format!(
+            "no span of request {} reached the receiver, before the freeze or after the thaw",
+            run["request_id"].as_str().unwrap()
+        )
+    );
+    // One bounded wait for spans (10 s), not one per invocation.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// `layerbuild smoke --json` on the real default amd64 layer from `dist/`.
+fn smoke_real_amd64(extra: &[&str]) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let zip = root.join("dist/aws-otel-python-amd64-ver-1-20-0.zip");
     assert!(
@@ -416,11 +763,61 @@ fn the_real_amd64_layer_passes() {
         .env_remove("LAYERBUILD_CACHE")
         .arg("smoke")
         .arg(&zip)
-        .args(["--free-ports", "--timeout", "120"])
+        .args(["--free-ports", "--timeout", "120", "--json"])
+        .args(extra)
         .timeout(std::time::Duration::from_secs(900))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("smoke: PASS"), "{text}");
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.success(), report["passed"] == true);
+    report
+}
+
+/// Names of the failed checks of every run, and each run's failure when it stopped early.
+fn failed_checks(report: &Value) -> Vec<String> {
+    let mut failed = Vec::new();
+    for run in report["runs"].as_array().unwrap() {
+        for c in run["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true) {
+            failed.push(format!("{} {}: {}", run["runtime"], c["name"], c["detail"]));
+        }
+        if run["checks"].as_array().unwrap().is_empty() {
+            failed.push(format!("{}: {}", run["runtime"], run["failure"]));
+        }
+    }
+    failed
+}
+
+#[test]
+#[ignore = "needs the real default layer: run make layers first"]
+fn the_real_amd64_layer_passes() {
+    let report = smoke_real_amd64(&[]);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "python3.8 and python3.9: {report:#}");
+    for run in runs {
+        assert_eq!(run["invocations"].as_array().unwrap().len(), 3, "{run:#}");
+    }
+    // Whether spans beat the freeze is the collector's part (issue 12), checked below on its own.
+    let failed: Vec<String> = failed_checks(&report)
+        .into_iter()
+        .filter(|c| !c.contains("spans before the freeze"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+#[ignore = "needs the real default layer (make layers) and a collector that delivers before event/next (issue 12)"]
+fn the_real_amd64_layer_delivers_spans_before_each_freeze() {
+    let report = smoke_real_amd64(&["--warm-invokes", "3"]);
+    let failed = failed_checks(&report);
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Off the invoke's path: a backend 300 ms away costs a warm invoke (almost) nothing.
+    for run in report["runs"].as_array().unwrap() {
+        let warm = &run["warm_invoke_ms"];
+        let (at_once, late) = (
+            warm["median_at_once_ms"].as_u64().unwrap(),
+            warm["median_late_ms"].as_u64().unwrap(),
+        );
+        assert!(late <= at_once + 10, "{}: {warm}", run["runtime"]);
+    }
 }

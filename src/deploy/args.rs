@@ -7,7 +7,7 @@ use clap::Args;
 /// `layerbuild publish [--out DIR | ZIP...]`.
 #[cfg(feature = "publish")]
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// Zips to publish, each with the manifest `build` wrote beside it.
     #[arg(value_name = "ZIP", conflicts_with = "out")]
     pub zips: Vec<PathBuf>,
@@ -47,7 +47,7 @@ pub struct PublishArgs {
 #[cfg(feature = "publish")]
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["layer", "from"])))]
-pub struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// The function's name or ARN.
     #[arg(long, value_name = "NAME")]
     pub function: String,
@@ -67,7 +67,7 @@ pub struct AttachArgs {
 
 /// `layerbuild diff OLD NEW`.
 #[derive(Debug, Args)]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// The old layer: a zip (with or without its manifest beside it) or a manifest.
     #[arg(value_name = "OLD")]
     pub old: PathBuf,

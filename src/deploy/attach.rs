@@ -12,8 +12,9 @@ use super::aws::{self, Aws, classify};
 use super::change::{self, Function, Layer, LayerArn};
 use super::published;
 use super::{AttachArgs, DeployError};
+use crate::support::usage::usage;
 
-pub fn command(args: &AttachArgs) -> Result<ExitCode> {
+pub(crate) fn command(args: &AttachArgs) -> Result<ExitCode> {
     aws::runtime()?.block_on(run(args))
 }
 
@@ -32,11 +33,10 @@ async fn run(args: &AttachArgs) -> Result<ExitCode> {
         anyhow!("`{arn}` is not a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION)")
     })?;
     if parsed.region != region {
-        bail!(
+        return Err(usage(format!(
             "layer {arn} is in {} but function `{}` is in {region}: layers are regional, publish it in {region}",
-            parsed.region,
-            function.name
-        );
+            parsed.region, function.name
+        )));
     }
     let layer = read_layer(&lambda, &parsed, &arn, &what).await?;
     change::check_compatible(&function, &layer)?;

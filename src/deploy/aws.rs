@@ -11,7 +11,7 @@ use super::DeployError;
 
 /// The SDK's own configuration chain: credentials (environment, profile, SSO, web identity,
 /// container and instance roles), region, endpoints (`AWS_ENDPOINT_URL*`) and retries.
-pub struct Aws {
+pub(crate) struct Aws {
     base: SdkConfig,
 }
 
@@ -51,12 +51,12 @@ impl Aws {
 }
 
 /// A current-thread runtime: requests go one after another, so one thread is enough.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 /// The error code of a service error, e.g. `ResourceNotFoundException`.
-pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(s) => s.err().code(),
         _ => None,
@@ -64,7 +64,7 @@ pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
 }
 
 /// Turns an SDK error into one line: `what` is the step, `permission` the IAM action it needs.
-pub fn classify<E, R>(what: &str, permission: &str, err: SdkError<E, R>) -> DeployError
+pub(crate) fn classify<E, R>(what: &str, permission: &str, err: SdkError<E, R>) -> DeployError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use super::DeployError;
 
-pub const WRAPPER_VAR: &str = "AWS_LAMBDA_EXEC_WRAPPER";
-pub const WRAPPER: &str = "/opt/otel-instrument";
+pub(crate) const WRAPPER_VAR: &str = "AWS_LAMBDA_EXEC_WRAPPER";
+pub(crate) const WRAPPER: &str = "/opt/otel-instrument";
 /// Lambda allows at most five layers on a function.
-pub const MAX_LAYERS: usize = 5;
+pub(crate) const MAX_LAYERS: usize = 5;
 
 /// `arn:aws:lambda:us-east-1:123456789012:layer:NAME:VERSION`, in parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerArn {
+pub(crate) struct LayerArn {
     pub partition: String,
     pub region: String,
     pub account: String,
@@ -54,7 +54,7 @@ impl LayerArn {
 
 /// The function as attach needs it.
 #[derive(Debug, Clone)]
-pub struct Function {
+pub(crate) struct Function {
     pub name: String,
     pub region: String,
     pub arch: String,
@@ -65,14 +65,14 @@ pub struct Function {
 
 /// The layer version as attach needs it: what AWS says it is compatible with.
 #[derive(Debug, Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     pub arn: String,
     pub arches: Vec<String>,
     pub runtimes: Vec<String>,
 }
 
 /// Refuses a layer built for another architecture or runtime, naming both sides.
-pub fn check_compatible(f: &Function, l: &Layer) -> Result<(), DeployError> {
+pub(crate) fn check_compatible(f: &Function, l: &Layer) -> Result<(), DeployError> {
     if !l.arches.is_empty() && !l.arches.contains(&f.arch) {
         return Err(DeployError::ArchMismatch {
             function: f.name.clone(),
@@ -97,7 +97,7 @@ pub fn check_compatible(f: &Function, l: &Layer) -> Result<(), DeployError> {
 
 /// The function's layers and variables before and after.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(crate) struct Change {
     pub layers_before: Vec<String>,
     pub layers_after: Vec<String>,
     pub env_after: BTreeMap<String, String>,
@@ -113,7 +113,7 @@ impl Change {
 
 /// Puts `new` in place of any other version of the same layer (else last), keeps every other
 /// layer in order, and sets the wrapper variable, keeping every other variable.
-pub fn plan(f: &Function, new: &LayerArn, new_arn: &str) -> Result<Change, String> {
+pub(crate) fn plan(f: &Function, new: &LayerArn, new_arn: &str) -> Result<Change, String> {
     let mut after: Vec<String> = Vec::new();
     let mut placed = false;
     for old in &f.layers {
@@ -148,7 +148,7 @@ pub fn plan(f: &Function, new: &LayerArn, new_arn: &str) -> Result<Change, Strin
 
 /// The change as a short report: layers marked kept, removed (-) or added (+), and the
 /// variables by name only, since their values may be secrets.
-pub fn render(f: &Function, c: &Change) -> String {
+pub(crate) fn render(f: &Function, c: &Change) -> String {
     let mut s = format!(
         "function {} ({}, {}, {})\nlayers:\n",
         f.name,

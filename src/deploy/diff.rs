@@ -14,14 +14,14 @@ use super::summary::{self, Collector, Summary};
 const TEXT_ENTRIES: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PackageChange {
+pub(crate) struct PackageChange {
     pub name: String,
     pub old: Option<String>,
     pub new: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EntryChange {
+pub(crate) struct EntryChange {
     pub path: String,
     /// `added`, `removed` or `changed`.
     pub change: &'static str,
@@ -31,19 +31,19 @@ pub struct EntryChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CollectorChange {
+pub(crate) struct CollectorChange {
     pub old: Option<CollectorSide>,
     pub new: Option<CollectorSide>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CollectorSide {
+pub(crate) struct CollectorSide {
     pub sha256: String,
     pub module_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Diff {
+pub(crate) struct Diff {
     pub packages: Vec<PackageChange>,
     pub collector: Option<CollectorChange>,
     pub runtimes: Option<(Vec<String>, Vec<String>)>,
@@ -64,7 +64,7 @@ impl Diff {
     }
 }
 
-pub fn command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let load = |p: &std::path::Path| {
         summary::load(p).map_err(|e| {
             eprintln!("layerbuild: {e:#}");
@@ -90,7 +90,7 @@ pub fn command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn compare(old: &Summary, new: &Summary) -> Diff {
+pub(crate) fn compare(old: &Summary, new: &Summary) -> Diff {
     let both = |a: &Option<Vec<String>>, b: &Option<Vec<String>>| match (a, b) {
         (Some(a), Some(b)) if a != b => Some((a.clone(), b.clone())),
         _ => None,
@@ -202,7 +202,7 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
 
-pub fn render(d: &Diff) -> String {
+pub(crate) fn render(d: &Diff) -> String {
     if d.is_same() {
         return "no differences\n".to_string();
     }

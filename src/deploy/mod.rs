@@ -17,20 +17,20 @@ mod published;
 #[cfg(feature = "publish")]
 mod upload;
 
-pub use args::DiffArgs;
+pub(crate) use args::DiffArgs;
 #[cfg(feature = "publish")]
-pub use args::{AttachArgs, PublishArgs};
+pub(crate) use args::{AttachArgs, PublishArgs};
 #[cfg(feature = "publish")]
-pub use attach::command as attach;
-pub use diff::command as diff;
+pub(crate) use attach::command as attach;
+pub(crate) use diff::command as diff;
 #[cfg(feature = "publish")]
-pub use publish::command as publish;
+pub(crate) use publish::command as publish;
 
 /// Failures of publish and attach that tests and scripts match on. Each message is one line:
 /// what was being done, why it failed, and how to fix it.
 #[cfg(feature = "publish")]
 #[derive(Debug, thiserror::Error)]
-pub enum DeployError {
+pub(crate) enum DeployError {
     #[error(
         "{what}: no AWS credentials found: set AWS_PROFILE (after `aws sso login` for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role is available (CI OIDC, container or instance role)"
     )]

@@ -9,15 +9,16 @@ use super::aws::{self, Aws};
 use super::published::{self, Failure, Published, Record};
 use super::upload::{self, Grant, Local};
 use super::{DeployError, PublishArgs};
-use crate::arch::Arch;
 use crate::manifest;
+use crate::model::arch::Arch;
+use crate::support::usage::usage;
 use crate::verify;
 
 /// Lambda's limit for a zip sent in the PublishLayerVersion request itself (50 MB); larger ones
 /// must come from S3. This is `CodeSizeZipped` of GetAccountSettings.
-pub const DIRECT_UPLOAD_LIMIT: u64 = 52_428_800;
+pub(crate) const DIRECT_UPLOAD_LIMIT: u64 = 52_428_800;
 
-pub fn command(args: &PublishArgs) -> Result<ExitCode> {
+pub(crate) fn command(args: &PublishArgs) -> Result<ExitCode> {
     let (zips, out_dir) = inputs(args)?;
     verify::run(&zips, None).context("refusing to publish: a zip failed verification, nothing was uploaded")?;
     let layers = local_layers(args, &zips)?;
@@ -85,7 +86,7 @@ fn inputs(args: &PublishArgs) -> Result<(Vec<PathBuf>, PathBuf)> {
     }
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("dist"));
     let mut zips: Vec<PathBuf> = fs_err::read_dir(&dir)
-        .with_context(|| "nothing to publish: build first, or name the zips")?
+        .map_err(|e| usage(format!("nothing to publish: {e}: build first, or name the zips")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "zip"))
         .collect();
@@ -122,11 +123,11 @@ fn local_layers(args: &PublishArgs, zips: &[PathBuf]) -> Result<Vec<Local>> {
         };
         check_layer_name(&layer_name)?;
         if let Some(other) = layers.iter().find(|l| l.layer_name == layer_name) {
-            bail!(
+            return Err(usage(format!(
                 "{} and {} would both be published as layer `{layer_name}`: put {{arch}} in --layer-name, or publish them one at a time",
                 other.zip.display(),
                 zip.display()
-            );
+            )));
         }
         let description = args
             .description
@@ -155,7 +156,9 @@ fn check_layer_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
-        bail!("`{name}` is not a valid layer name: use 1 to 64 letters, digits, - and _ (pass --layer-name)");
+        return Err(usage(format!(
+            "`{name}` is not a valid layer name: use 1 to 64 letters, digits, - and _ (pass --layer-name)"
+        )));
     }
     Ok(())
 }

@@ -1,17 +1,15 @@
 //! `published.json`: which layer version serves each region and architecture, written atomically.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub const FILE_NAME: &str = "published.json";
+pub(crate) const FILE_NAME: &str = "published.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
-pub struct Published {
+pub(crate) struct Published {
     pub schema_version: u32,
     pub layers: Vec<Record>,
     /// Regions and architectures whose publish failed in the run that wrote the file.
@@ -21,7 +19,7 @@ pub struct Published {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub(crate) struct Record {
     pub region: String,
     /// Lambda's name: `x86_64` or `arm64`.
     pub arch: String,
@@ -37,7 +35,7 @@ pub struct Record {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub region: String,
     pub arch: String,
     pub layer_name: String,
@@ -95,7 +93,7 @@ fn sort(v: &mut [Record]) {
     v.sort_by(|a, b| (&a.region, &a.arch, &a.layer_name).cmp(&(&b.region, &b.arch, &b.layer_name)));
 }
 
-pub fn read(path: &Path) -> Result<Published> {
+pub(crate) fn read(path: &Path) -> Result<Published> {
     let text = fs_err::read_to_string(path)?;
     serde_json::from_str(&text).with_context(|| {
         format!(
@@ -106,30 +104,18 @@ pub fn read(path: &Path) -> Result<Published> {
 }
 
 /// Writes through a temp file in the same folder, so readers never see half a file.
-pub fn write(path: &Path, p: &Published) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot write here", dir.display()))?;
-    tmp.write_all(to_json(p).as_bytes())?;
-    // A temp file is private; this one is a build output, read by CI steps and people.
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("{}: cannot replace it", path.display()))?;
-    Ok(())
+pub(crate) fn write(path: &Path, p: &Published) -> Result<()> {
+    crate::support::fs::write_atomic(path, to_json(p).as_bytes())
 }
 
-pub fn to_json(p: &Published) -> String {
+pub(crate) fn to_json(p: &Published) -> String {
     let mut s = serde_json::to_string_pretty(p).expect("published.json serializes");
     s.push('\n');
     s
 }
 
 /// One line per region and architecture, as people read them.
-pub fn line(r: &Record) -> String {
+pub(crate) fn line(r: &Record) -> String {
     let how = if r.status == "reused" {
         "reused (the latest version already has this CodeSha256)"
     } else {

@@ -12,7 +12,7 @@ use crate::manifest::{self, Manifest, format_mode};
 
 /// One layer as `diff` sees it; `None` where the input cannot tell.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub arch: Option<String>,
     pub runtimes: Option<Vec<String>>,
     /// Normalized name -> (name as written, versions; several when runtimes differ).
@@ -26,20 +26,20 @@ pub struct Summary {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Collector {
+pub(crate) struct Collector {
     pub sha256: String,
     pub module_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub mode: String,
     pub size: u64,
     pub sha256: Option<String>,
 }
 
 /// PEP 503 normalization, so that `Deprecated` and `deprecated` are one package.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         let c = if matches!(c, '_' | '.' | '-') {
@@ -54,7 +54,7 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-pub fn load(path: &Path) -> Result<Summary> {
+pub(crate) fn load(path: &Path) -> Result<Summary> {
     if path.extension().is_some_and(|e| e == "json") {
         return Ok(from_manifest(&manifest::read(path)?));
     }
@@ -78,7 +78,7 @@ pub fn load(path: &Path) -> Result<Summary> {
     Ok(s)
 }
 
-pub fn from_manifest(m: &Manifest) -> Summary {
+pub(crate) fn from_manifest(m: &Manifest) -> Summary {
     let mut packages: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
     for p in &m.packages {
         let slot = packages

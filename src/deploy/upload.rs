@@ -10,11 +10,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use super::DeployError;
 use super::aws::{classify, code};
 use super::published::Record;
-use crate::arch::Arch;
+use crate::model::arch::Arch;
 
 /// A verified zip and what its manifest says about it.
 #[derive(Debug, Clone)]
-pub struct Local {
+pub(crate) struct Local {
     pub zip: PathBuf,
     pub layer_name: String,
     pub arch: Arch,
@@ -28,7 +28,7 @@ pub struct Local {
 
 /// Who may use the layer version: AddLayerVersionPermission's principal and organization.
 #[derive(Debug, Clone)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Fixed per principal, so that granting again finds the statement already there.
     statement_id: String,
     principal: String,
@@ -63,7 +63,7 @@ impl Grant {
 }
 
 /// Where and how one layer is published.
-pub struct Step<'a> {
+pub(crate) struct Step<'a> {
     pub lambda: &'a aws_sdk_lambda::Client,
     /// S3 client and bucket, when this zip goes through S3.
     pub s3: Option<(&'a aws_sdk_s3::Client, &'a str)>,
@@ -82,7 +82,7 @@ struct Existing {
     arches: Vec<String>,
 }
 
-pub async fn publish_one(step: &Step<'_>, layer: &Local) -> Result<Record, DeployError> {
+pub(crate) async fn publish_one(step: &Step<'_>, layer: &Local) -> Result<Record, DeployError> {
     let what = format!("publish {} in {}", layer.layer_name, step.region);
     let latest = latest_version(step.lambda, &layer.layer_name, &what).await?;
     let reusable = latest.filter(|e| !step.force && same_layer(e, layer));

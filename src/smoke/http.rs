@@ -338,13 +338,19 @@ pub fn post(
     Ok((status, body))
 }
 
+/// The address to connect to: IPv4 when the name has one (the local servers listen there).
 fn resolve(host_port: &str) -> Result<SocketAddr> {
     use std::net::ToSocketAddrs;
-    host_port
+    let addrs: Vec<SocketAddr> = host_port
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host_port}"))?
+        .collect();
+    addrs
+        .iter()
         .find(|a| a.is_ipv4())
-        .with_context(|| format!("{host_port} has no IPv4 address"))
+        .or(addrs.first())
+        .copied()
+        .with_context(|| format!("{host_port} has no address"))
 }
 
 #[cfg(test)]
@@ -406,5 +412,12 @@ mod tests {
         .unwrap();
         assert_eq!(status, 200);
         assert_eq!(body, "POST /v1/traces {}");
+    }
+
+    #[test]
+    fn addresses_prefer_ipv4_but_take_ipv6_literals() {
+        assert!(resolve("[::1]:80").unwrap().is_ipv6());
+        assert!(resolve("127.0.0.1:80").unwrap().is_ipv4());
+        assert!(resolve("localhost:80").unwrap().is_ipv4());
     }
 }

@@ -1,47 +1,30 @@
-//! A local AWS API for the publish and attach tests: moto's server on 127.0.0.1, installed once
-//! into a venv under the cache root, and boto3 (which moto brings) to set up and read back.
+//! A local AWS API for the publish and attach tests: moto's server on 127.0.0.1, from the venv
+//! the RIE tests' provisioning keeps, and boto3 (which moto brings) to set up and read back.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `${LAYERBUILD_CACHE:-${XDG_CACHE_HOME:-~/.cache}/layerbuild}`, as the tests' own environment says.
-fn cache_root() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("LAYERBUILD_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|p| p.join("layerbuild")))
-        .unwrap_or_else(|| var("HOME").expect("HOME is set").join(".cache/layerbuild"))
-}
-
-/// The venv with moto, made once under a lock: other tests and helpers share it.
-fn venv() -> PathBuf {
-    let root = cache_root();
-    std::fs::create_dir_all(&root).unwrap();
-    let venv = root.join("moto-venv");
-    let ready = |v: &Path| v.join("bin/moto_server").exists();
-    if ready(&venv) {
-        return venv;
-    }
-    let lock = File::create(root.join("moto-venv.lock")).unwrap();
-    lock.lock().unwrap();
-    if !ready(&venv) {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "python3 -m venv {} failed", venv.display());
-        let ok = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "moto[server]"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "pip install moto[server] into {} failed", venv.display());
-    }
-    venv
+/// The Python of the venv holding moto and boto3, as the RIE tests' provisioning makes it: one
+/// pinned moto under the cache root, built once under a lock and reused (`make provision` does it
+/// ahead of the tests; a test that finds it missing makes it the same way).
+fn moto_python() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rie");
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg("import sys; sys.path.insert(0, sys.argv[1]); import provision; print(provision.moto_python())")
+        .arg(&dir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "provisioning moto failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    PathBuf::from(out.lines().last().expect("provision prints the moto python").trim())
 }
 
 fn free_port() -> u16 {
@@ -52,17 +35,17 @@ fn free_port() -> u16 {
 pub struct Moto {
     child: Child,
     pub endpoint: String,
-    venv: PathBuf,
+    python: PathBuf,
     log: tempfile::NamedTempFile,
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let venv = venv();
+        let python = moto_python();
         let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(venv.join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
@@ -70,7 +53,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            venv,
+            python,
             log,
         };
         let start = Instant::now();
@@ -125,7 +108,7 @@ impl Moto {
              {snippet}\n",
             ep = self.endpoint,
         );
-        let o = Command::new(self.venv.join("bin/python"))
+        let o = Command::new(&self.python)
             .arg("-c")
             .arg(&script)
             .env_remove("AWS_PROFILE")

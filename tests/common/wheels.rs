@@ -139,16 +139,7 @@ pub fn pin(name: &str, version: &str, marker: Option<&str>, wheels: &[(String, S
 
 /// The 64-byte ELF header of a shared object for the given machine.
 pub fn elf_so(machine: u16) -> Vec<u8> {
-    let mut h = vec![0u8; 64];
-    h[..4].copy_from_slice(b"\x7fELF");
-    h[4] = 2;
-    h[5] = 1;
-    h[6] = 1;
-    h[16..18].copy_from_slice(&3u16.to_le_bytes());
-    h[18..20].copy_from_slice(&machine.to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes());
-    h[52..54].copy_from_slice(&64u16.to_le_bytes());
-    h
+    crate::elf::fake_elf(machine, crate::elf::ET_DYN, 0)
 }
 
 /// Every file of a zip: name -> (unix mode, bytes).

@@ -11,7 +11,8 @@ Each candidate is run once to check its version (a pyenv shim in PATH may not wo
 
 The runtime command's own PYTHONPATH stands in for Lambda's /var/runtime: this folder's
 fake_runtime/ plus the packages Lambda's runtime ships and the layer leaves out (urllib3),
-from LAYERBUILD_RUNTIME_PACKAGES or fetched once with pip into $LAYERBUILD_CACHE.
+from LAYERBUILD_RUNTIME_PACKAGES or fetched once with pip into the layerbuild cache root
+(LAYERBUILD_CACHE, else $XDG_CACHE_HOME/layerbuild, else ~/.cache/layerbuild).
 """
 
 import glob
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+
+from layerbuild_cache import cache_root
 
 HERE = Path(__file__).resolve().parent
 FAKE_RUNTIME = HERE / "fake_runtime"
@@ -168,8 +171,7 @@ def _layer_has(layer: Path, name: str, version: str) -> bool:
 
 
 def _fetch_runtime_packages(version: str, tmp_path_factory) -> Optional[str]:
-    cache_root = Path(os.environ.get("LAYERBUILD_CACHE") or "~/.cache/layerbuild").expanduser()
-    cache = cache_root / "python-test-runtime" / ("python" + version)
+    cache = cache_root() / "python-test-runtime" / ("python" + version)
     if (cache / "urllib3").is_dir():
         return str(cache)
     staging = tmp_path_factory.mktemp("runtime-packages")

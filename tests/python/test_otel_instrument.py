@@ -72,6 +72,42 @@ def test_pythonpath_runtime_first_then_layer(run_layer, layer_dir, runtime_path)
     assert "" not in entries  # an empty entry would put the cwd on sys.path
 
 
+def test_id_generator_defaults_to_xray(run_layer):
+    run = run_layer()
+    assert run.returncode == 0, run.stderr
+    assert run.env["OTEL_PYTHON_ID_GENERATOR"] == "xray"
+    assert run.record["otel"]["id_generator"].endswith(".AwsXRayIdGenerator")
+
+    run = run_layer({"OTEL_PYTHON_ID_GENERATOR": "random"})
+    assert run.returncode == 0, run.stderr
+    assert run.env["OTEL_PYTHON_ID_GENERATOR"] == "random"
+    assert run.record["otel"]["id_generator"].endswith(".RandomIdGenerator")
+
+    run = run_layer({"OTEL_PYTHON_ID_GENERATOR": ""})
+    assert run.env["OTEL_PYTHON_ID_GENERATOR"] == "xray"
+
+
+@pytest.mark.parametrize("already", ["absent", "later"])
+def test_lambda_runtime_dir_goes_first(run_layer, layer_dir, runtime_path, tmp_path, already):
+    # A function that sets PYTHONPATH replaces Lambda's default, which holds
+    # LAMBDA_RUNTIME_DIR; the wrapper puts it first again (after the instrumentation's
+    # own folder and the working directory, which opentelemetry-instrument puts ahead).
+    runtime_dir = tmp_path / "var-runtime"
+    (runtime_dir / "lbtest_runtime_marker").mkdir(parents=True)
+    (runtime_dir / "lbtest_runtime_marker" / "__init__.py").write_text("")
+    own = str(tmp_path / "function-libs")
+    entries = [own] + runtime_path + ([str(runtime_dir)] if already == "later" else [])
+    run = run_layer({"LAMBDA_RUNTIME_DIR": str(runtime_dir), "PYTHONPATH": ":".join(entries)})
+    assert run.returncode == 0, run.stderr
+    path = run.env["PYTHONPATH"].split(":")
+    assert path.count(str(runtime_dir)) == 1, path
+    first_own = min(path.index(e) for e in [own] + runtime_path)
+    assert path.index(str(runtime_dir)) < first_own, path
+    assert path.index(str(runtime_dir)) < path.index(str(layer_dir / "python")), path
+    sys_path = run.record["sys_path"]
+    assert sys_path.index(str(runtime_dir)) < sys_path.index(own), sys_path
+
+
 def test_overrides_are_kept(run_layer):
     run = run_layer({
         "OTEL_SERVICE_NAME": "my-service",

@@ -49,6 +49,8 @@ def otel_state():
     resource = getattr(tracer_provider, "resource", None)
     state["resource"] = dict(resource.attributes) if resource is not None else None
     state["propagator_fields"] = sorted(propagate.get_global_textmap().fields)
+    id_generator = getattr(tracer_provider, "id_generator", None)
+    state["id_generator"] = qualname(id_generator) if id_generator is not None else None
 
     meter_provider = metrics.get_meter_provider()
     config = getattr(meter_provider, "_sdk_config", None)

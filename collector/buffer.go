@@ -1,0 +1,158 @@
+// buffer.go: holds what the SDK sent until the lifecycle drains it to the exporters.
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// send delivers one held batch to the rest of its pipeline (the exporters).
+type send func(context.Context) error
+
+// drainWorkers is how many held batches are sent at once: a traces, a metrics and a
+// logs batch of one invocation go out side by side instead of one after another.
+const drainWorkers = 4
+
+// maxHeld bounds memory when the backend stays unreachable: one batch is one SDK export
+// (up to 512 spans by default), so 256 is far more than one invocation makes. Past it,
+// the oldest batch is dropped.
+const maxHeld = 256
+
+// cancelGrace is how long a drain waits, after its deadline, for sends it cancelled.
+const cancelGrace = 50 * time.Millisecond
+
+// exportBuffer is shared by every pipeline's lambdabuffer processor. While holding, it
+// answers the receiver at once and keeps the batch; otherwise it sends synchronously.
+type exportBuffer struct {
+	mu      sync.Mutex
+	holding bool
+	queue   []send
+	dropped int
+}
+
+func newExportBuffer() *exportBuffer { return &exportBuffer{} }
+
+// consume is called by the processors for every batch the receivers accept.
+func (b *exportBuffer) consume(ctx context.Context, s send) error {
+	b.mu.Lock()
+	if !b.holding {
+		b.mu.Unlock()
+		return s(ctx)
+	}
+	if len(b.queue) >= maxHeld {
+		b.queue = b.queue[1:]
+		b.dropped++
+	}
+	b.queue = append(b.queue, s)
+	b.mu.Unlock()
+	return nil
+}
+
+// setHolding switches between holding batches (true) and sending them synchronously.
+// Batches already held stay until the next drain.
+func (b *exportBuffer) setHolding(on bool) {
+	b.mu.Lock()
+	b.holding = on
+	b.mu.Unlock()
+}
+
+func (b *exportBuffer) isHolding() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holding
+}
+
+// held is the number of batches waiting.
+func (b *exportBuffer) held() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// takeDropped returns how many batches were dropped for room since the last call.
+func (b *exportBuffer) takeDropped() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := b.dropped
+	b.dropped = 0
+	return n
+}
+
+func (b *exportBuffer) pop() (send, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		return nil, false
+	}
+	s := b.queue[0]
+	b.queue = b.queue[1:]
+	return s, true
+}
+
+// requeue puts back, first in line, a batch whose send the drain deadline cut short.
+func (b *exportBuffer) requeue(s send) {
+	b.mu.Lock()
+	b.queue = append([]send{s}, b.queue...)
+	b.mu.Unlock()
+}
+
+// drain sends held batches, oldest first, until none is left or ctx ends. A send cut
+// short by ctx goes back to the queue; a send that fails on its own is dropped (the
+// exporter has logged why). It returns the number of batches delivered.
+func (b *exportBuffer) drain(ctx context.Context) int {
+	var (
+		wg        sync.WaitGroup
+		delivered atomic.Int64
+	)
+	slots := make(chan struct{}, drainWorkers)
+	for ctx.Err() == nil {
+		s, ok := b.pop()
+		if !ok {
+			// Sends still running may hand batches back, and the SDK may add some.
+			if !waitFor(ctx, &wg, 0) || b.held() == 0 {
+				break
+			}
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			b.requeue(s)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			err := s(ctx)
+			switch {
+			case err == nil:
+				delivered.Add(1)
+			case ctx.Err() != nil:
+				b.requeue(s)
+			}
+		}()
+	}
+	// Sends honour ctx; give the ones it cut short a moment to hand their batch back.
+	waitFor(ctx, &wg, cancelGrace)
+	return int(delivered.Load())
+}
+
+// waitFor waits for wg until ctx ends, then at most grace longer; true if wg finished.
+func waitFor(ctx context.Context, wg *sync.WaitGroup, grace time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(grace):
+		return false
+	}
+}

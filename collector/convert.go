@@ -1,0 +1,79 @@
+// convert.go: the config converter that fits any user config to Lambda's lifecycle.
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/collector/confmap"
+)
+
+// lambdaConverter, applied after the config is resolved:
+//   - turns every exporter's own queue off, so a drained batch is a delivered one;
+//   - puts the lambdabuffer processor last in every pipeline;
+//   - sets service.telemetry.metrics.level to none unless the config sets a level,
+//     so the collector serves no metrics endpoint of its own (default :8888);
+//   - sets service.telemetry.logs.level from OPENTELEMETRY_EXTENSION_LOG_LEVEL.
+type lambdaConverter struct{}
+
+func newLambdaConverterFactory() confmap.ConverterFactory {
+	return confmap.NewConverterFactory(func(confmap.ConverterSettings) confmap.Converter { return lambdaConverter{} })
+}
+
+// queueKeys: the exporters of ours that queue, and where their queue is switched off.
+var queueKeys = map[string]string{
+	"otlp":                  "sending_queue::enabled",
+	"otlphttp":              "sending_queue::enabled",
+	"prometheusremotewrite": "remote_write_queue::enabled",
+}
+
+func (lambdaConverter) Convert(_ context.Context, conf *confmap.Conf) error {
+	out := map[string]any{}
+	if exporters, ok := conf.Get("exporters").(map[string]any); ok {
+		for id := range exporters {
+			kind, _, _ := strings.Cut(id, "/")
+			if key, queues := queueKeys[kind]; queues {
+				out["exporters::"+id+"::"+key] = false
+			}
+		}
+	}
+	if pipelines, ok := conf.Get("service::pipelines").(map[string]any); ok && len(pipelines) > 0 {
+		name := bufferProcessorType.String()
+		out["processors::"+name] = map[string]any{}
+		for id := range pipelines {
+			key := "service::pipelines::" + id + "::processors"
+			procs := stringList(conf.Get(key))
+			if !slices.Contains(procs, any(name)) {
+				procs = append(procs, name)
+			}
+			out[key] = procs
+		}
+	}
+	if !conf.IsSet("service::telemetry::metrics::level") {
+		out["service::telemetry::metrics::level"] = "none"
+	}
+	if lv, ok := collectorLogLevel(os.Getenv(logLevelEnv)); ok {
+		out["service::telemetry::logs::level"] = lv
+	}
+	return conf.Merge(confmap.NewFromStringMap(out))
+}
+
+func stringList(v any) []any {
+	list, _ := v.([]any)
+	return slices.Clone(list)
+}
+
+// collectorLogLevel maps OPENTELEMETRY_EXTENSION_LOG_LEVEL to the collector's level
+// names; an unset or unknown value leaves the config's own level (logging.go warns).
+func collectorLogLevel(v string) (string, bool) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	switch v {
+	case "debug", "info", "warn", "error", "dpanic", "panic", "fatal":
+		return v, true
+	case "warning":
+		return "warn", true
+	}
+	return "", false
+}

@@ -1,0 +1,275 @@
+// fakes_test.go: a fake Lambda (Extensions + Telemetry API), a fake OTLP backend and an SDK stand-in.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+// fakeLambda serves the Extensions and Telemetry APIs. event/next hands out the events
+// the test queues with push, and records, at each call, what the backend had received.
+type fakeLambda struct {
+	t          *testing.T
+	srv        *httptest.Server
+	subscribe  int // status for PUT /telemetry; 0: 200 with {}
+	backend    *fakeBackend
+	events     chan string
+	mu         sync.Mutex
+	registered []string // events asked for at register
+	listener   string   // destination URI of the subscription
+	nextCalls  []nextCall
+	nextCalled chan struct{}
+	errors     []string // "<path> <error type> <message>"
+}
+
+type nextCall struct {
+	at       time.Time
+	received int // backend requests seen by then
+}
+
+func newFakeLambda(t *testing.T, backend *fakeBackend) *fakeLambda {
+	f := &fakeLambda{t: t, backend: backend, events: make(chan string, 8), nextCalled: make(chan struct{}, 8)}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	t.Setenv("AWS_LAMBDA_RUNTIME_API", strings.TrimPrefix(f.srv.URL, "http://"))
+	t.Setenv(listenerHostEnv, "127.0.0.1")
+	return f
+}
+
+func (f *fakeLambda) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	switch r.URL.Path {
+	case "/2020-01-01/extension/register":
+		var req struct{ Events []string }
+		json.Unmarshal(body, &req)
+		f.mu.Lock()
+		f.registered = req.Events
+		f.mu.Unlock()
+		w.Header().Set("Lambda-Extension-Identifier", "ext-id")
+		w.Write([]byte(`{}`))
+	case "/2022-07-01/telemetry":
+		var req struct {
+			Destination struct{ URI string }
+		}
+		json.Unmarshal(body, &req)
+		f.mu.Lock()
+		f.listener = req.Destination.URI
+		f.mu.Unlock()
+		if f.subscribe != 0 {
+			w.WriteHeader(f.subscribe)
+			return
+		}
+		w.Write([]byte(`{}`))
+	case "/2020-01-01/extension/event/next":
+		call := nextCall{at: time.Now()}
+		if f.backend != nil {
+			call.received = f.backend.received()
+		}
+		f.mu.Lock()
+		f.nextCalls = append(f.nextCalls, call)
+		f.mu.Unlock()
+		f.nextCalled <- struct{}{}
+		select {
+		case ev := <-f.events:
+			w.Write([]byte(ev))
+		case <-r.Context().Done():
+		}
+	default: // init/error, exit/error
+		f.mu.Lock()
+		f.errors = append(f.errors, r.URL.Path+" "+r.Header.Get("Lambda-Extension-Function-Error-Type")+" "+string(body))
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// waitNext waits for the extension's next event/next call and returns it.
+func (f *fakeLambda) waitNext(within time.Duration) nextCall {
+	f.t.Helper()
+	select {
+	case <-f.nextCalled:
+	case <-time.After(within):
+		f.t.Fatalf("no event/next call within %v", within)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nextCalls[len(f.nextCalls)-1]
+}
+
+func (f *fakeLambda) invoke(requestID string, timeout time.Duration) {
+	f.events <- fmt.Sprintf(`{"eventType":"INVOKE","requestId":%q,"deadlineMs":%d}`,
+		requestID, time.Now().Add(timeout).UnixMilli())
+}
+
+func (f *fakeLambda) shutdown(within time.Duration) {
+	f.events <- fmt.Sprintf(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":%d}`,
+		time.Now().Add(within).UnixMilli())
+}
+
+// platform POSTs one platform event to the extension's listener, as Lambda does.
+func (f *fakeLambda) platform(eventType, requestID string) {
+	f.t.Helper()
+	f.mu.Lock()
+	uri := f.listener
+	f.mu.Unlock()
+	body := fmt.Sprintf(`[{"time":%q,"type":%q,"record":{"requestId":%q,"status":"success"}}]`,
+		time.Now().UTC().Format(time.RFC3339Nano), eventType, requestID)
+	resp, err := http.Post(uri, "application/json", strings.NewReader(body))
+	if err != nil {
+		f.t.Fatalf("posting %s: %v", eventType, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		f.t.Fatalf("posting %s: %s", eventType, resp.Status)
+	}
+}
+
+func (f *fakeLambda) errorReports() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.errors...)
+}
+
+// fakeBackend is an OTLP/HTTP endpoint that answers after delay; it counts requests
+// when they arrive, which is when the data has reached the receiver.
+type fakeBackend struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	delay time.Duration
+	count int
+}
+
+func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
+	b := &fakeBackend{delay: delay}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		b.mu.Lock()
+		b.count++
+		d := b.delay
+		b.mu.Unlock()
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *fakeBackend) received() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.count
+}
+
+func (b *fakeBackend) setDelay(d time.Duration) {
+	b.mu.Lock()
+	b.delay = d
+	b.mu.Unlock()
+}
+
+// sdkExport sends one span to the collector's OTLP/HTTP receiver, as the SDK's
+// end-of-invocation flush does, and returns how long the collector took to answer.
+func sdkExport(t *testing.T, receiver string) time.Duration {
+	t.Helper()
+	td := ptrace.NewTraces()
+	span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("handler")
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	resp, err := http.Post("http://"+receiver+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("SDK export: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SDK export: %s", resp.Status)
+	}
+	return time.Since(begin)
+}
+
+// freePort returns a local address nothing listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// writeConfig writes a config with an OTLP/HTTP receiver on receiver and an otlphttp
+// exporter to backend, and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
+func writeConfig(t *testing.T, receiver, backend string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := fmt.Sprintf(`
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: %q}
+exporters:
+  otlphttp: {endpoint: %q}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlphttp]}
+`, receiver, backend)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(configURIEnv, path)
+}
+
+// captureLog sends the extension's log lines to a buffer for the test's duration.
+func captureLog(t *testing.T) *syncBuffer {
+	out := &syncBuffer{}
+	old := logger
+	logger = newLogger(out, "debug")
+	t.Cleanup(func() { logger = old })
+	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// setVar overrides a package variable for one test.
+func setVar[T any](t *testing.T, v *T, val T) {
+	old := *v
+	*v = val
+	t.Cleanup(func() { *v = old })
+}

@@ -1,0 +1,63 @@
+//! The collector extension binary for one architecture, from its source (a file, a Go build, a
+//! zip), checked to be an executable for that architecture.
+
+pub(crate) mod config;
+mod go;
+mod zip;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::check::elf;
+use crate::manifest::CollectorRecord;
+use crate::model::arch::{Arch, elf_machine_name};
+use crate::spec::SourceKind;
+
+pub(crate) struct Collector {
+    pub data: Arc<[u8]>,
+    pub record: CollectorRecord,
+}
+
+/// How the plan, the manifest and errors name a source.
+pub(crate) fn describe(source: &SourceKind, spec_dir: &Path) -> String {
+    match source {
+        SourceKind::Path(p) => spec_dir.join(p).display().to_string(),
+        SourceKind::Zip { zip, member, .. } => format!("{}!{member}", spec_dir.join(zip).display()),
+        SourceKind::Go { dir, package } => format!("go build {package} in {}", spec_dir.join(dir).display()),
+    }
+}
+
+/// Reads or builds the collector, then checks it is an executable for `arch`.
+pub(crate) fn gather(
+    source: &SourceKind,
+    spec_dir: &Path,
+    dest: &str,
+    arch: Arch,
+    cache_dir: &Path,
+) -> Result<Collector> {
+    let label = describe(source, spec_dir);
+    let (data, module_version): (Arc<[u8]>, Option<String>) = match source {
+        SourceKind::Path(p) => {
+            let data = fs_err::read(spec_dir.join(p))
+                .context("the collector binary is missing: build it or fix the collector path in the spec")?;
+            (data.into(), None)
+        }
+        SourceKind::Zip { zip, sha256, member } => (zip::member(&spec_dir.join(zip), sha256, member)?, None),
+        SourceKind::Go { dir, package } => go::build(&spec_dir.join(dir), package, arch, cache_dir)?,
+    };
+    let info = elf::check_arch(&data, arch).with_context(|| format!("collector {label}"))?;
+    if !info.is_executable() {
+        bail!("collector {label}: an ELF library, not an executable: point the spec at the collector program");
+    }
+    let record = CollectorRecord {
+        path: dest.to_string(),
+        source: label,
+        sha256: hex::encode(Sha256::digest(&data)),
+        elf_machine: elf_machine_name(info.machine),
+        module_version,
+    };
+    Ok(Collector { data, record })
+}

@@ -1,0 +1,606 @@
+//! The checks of a run: the handler's result and its spans, spans delivered before each freeze,
+//! the freeze itself, and native code that cannot load (by file name, or by ELF header).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::FUNCTION_NAME;
+use super::emulator::{Invocation, Outcome, State};
+use super::receiver::{self, Received, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Span};
+use super::report::{BEFORE_FREEZE, Check, InvocationReport, backend};
+use super::stage::posted_error_text;
+use crate::model::arch::{Arch, elf_machine_name};
+use crate::model::runtime::Runtime;
+
+/// The checks of one invocation: the handler's result and the spans that came through.
+pub fn evaluate(st: &State, request_id: Option<&str>, target_body: &str, got: &Received) -> Vec<Check> {
+    let inv = request_id.and_then(|id| st.invocation(id));
+    let server = server_span(got, request_id);
+    vec![
+        result_check(inv, request_id, target_body),
+        server_check(server, got, request_id),
+        client_check(server, got, inv),
+    ]
+}
+
+/// The SERVER span the aws-lambda instrumentation records for the request.
+fn server_span<'a>(got: &'a Received, request_id: Option<&str>) -> Option<&'a Span> {
+    got.spans.iter().find(|s| {
+        s.kind == SPAN_KIND_SERVER
+            && s.resource.get("service.name").map(String::as_str) == Some(FUNCTION_NAME)
+            && s.attributes.keys().any(|k| k.starts_with("faas."))
+            && ["faas.execution", "faas.invocation_id"]
+                .iter()
+                .filter_map(|k| s.attributes.get(*k))
+                .all(|v| Some(v.as_str()) == request_id)
+    })
+}
+
+fn result_check(inv: Option<&Invocation>, request_id: Option<&str>, target_body: &str) -> Check {
+    let body = match inv.and_then(|i| i.outcome.as_ref()) {
+        None => return Check::new("invoke result", false, "the runtime did not answer the invocation"),
+        Some(Outcome::Error { error_type, body }) => {
+            let text = posted_error_text(error_type.as_deref(), &String::from_utf8_lossy(body));
+            return Check::new("invoke result", false, format!("the handler failed: {text}"));
+        }
+        Some(Outcome::Response(body)) => body,
+    };
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut wrong = Vec::new();
+    if v["smoke"] != "ok" {
+        wrong.push("no \"smoke\": \"ok\"".to_string());
+    }
+    if v["request_id"].as_str() != request_id {
+        wrong.push(format!(
+            "request_id {} is not {}",
+            v["request_id"],
+            request_id.unwrap_or("")
+        ));
+    }
+    if v["target_body"].as_str() != Some(target_body) {
+        wrong.push(format!(
+            "target_body {} is not what the target served",
+            v["target_body"]
+        ));
+    }
+    if wrong.is_empty() {
+        let via = v["client"].as_str().unwrap_or("?");
+        Check::new(
+            "invoke result",
+            true,
+            format!("the handler's result, with the target's answer (via {via})"),
+        )
+    } else {
+        let body = String::from_utf8_lossy(body);
+        Check::new(
+            "invoke result",
+            false,
+            format!("unexpected result {body}: {}", wrong.join("; ")),
+        )
+    }
+}
+
+fn server_check(server: Option<&Span>, got: &Received, request_id: Option<&str>) -> Check {
+    if let Some(s) = server {
+        let faas: Vec<String> = s
+            .attributes
+            .iter()
+            .filter(|(k, _)| k.starts_with("faas.") || k.starts_with("cloud."))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        return Check::new(
+            "server span",
+            true,
+            format!("`{}` from service {FUNCTION_NAME}, {}", s.name, faas.join(", ")),
+        );
+    }
+    if got.spans.is_empty() {
+        return Check::new(
+            "server span",
+            false,
+            format!(
+                "the receiver got no spans ({} posts): nothing came from the SDK through the collector; see the logs",
+                got.posts
+            ),
+        );
+    }
+    let seen: Vec<String> = got
+        .spans
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} (service {}, {} attrs)",
+                receiver::kind_name(s.kind),
+                s.name,
+                s.resource.get("service.name").map(String::as_str).unwrap_or("-"),
+                s.attributes.len()
+            )
+        })
+        .collect();
+    Check::new(
+        "server span",
+        false,
+        format!(
+            "no SERVER span with service.name={FUNCTION_NAME} and faas.* attributes for request {}; got: {}",
+            request_id.unwrap_or("?"),
+            seen.join("; ")
+        ),
+    )
+}
+
+fn client_check(server: Option<&Span>, got: &Received, inv: Option<&Invocation>) -> Check {
+    let Some(s) = server else {
+        return Check::new("client span", false, "no SERVER span to be its parent");
+    };
+    let clients: Vec<&Span> = got.spans.iter().filter(|s| s.kind == SPAN_KIND_CLIENT).collect();
+    if let Some(c) = clients
+        .iter()
+        .find(|c| c.parent_span_id == s.span_id && c.trace_id == s.trace_id)
+    {
+        return Check::new(
+            "client span",
+            true,
+            format!(
+                "`{}` is a child of `{}` (span {}) in trace {}",
+                c.name, s.name, s.span_id, s.trace_id
+            ),
+        );
+    }
+    if clients.is_empty() {
+        let used = inv
+            .and_then(|i| match &i.outcome {
+                Some(Outcome::Response(b)) => serde_json::from_slice::<Value>(b).ok(),
+                _ => None,
+            })
+            .and_then(|v| v["client"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "an unknown client".into());
+        return Check::new(
+            "client span",
+            false,
+            format!("no CLIENT span: the handler's HTTP call was not instrumented (it used {used})"),
+        );
+    }
+    let listed: Vec<String> = clients
+        .iter()
+        .map(|c| format!("`{}` parent {} trace {}", c.name, c.parent_span_id, c.trace_id))
+        .collect();
+    Check::new(
+        "client span",
+        false,
+        format!(
+            "CLIENT spans {} are not children of the SERVER span {} (trace {})",
+            listed.join(", "),
+            s.span_id,
+            s.trace_id
+        ),
+    )
+}
+
+/// The spans of one invocation: its SERVER span (by request id) and everything in its trace.
+pub(crate) fn invocation_spans<'a>(got: &'a Received, request_id: &str) -> Vec<&'a Span> {
+    let Some(server) = got
+        .spans
+        .iter()
+        .find(|s| s.kind == SPAN_KIND_SERVER && s.request_id() == Some(request_id))
+    else {
+        return Vec::new();
+    };
+    got.spans.iter().filter(|s| s.trace_id == server.trace_id).collect()
+}
+
+/// Did the invocation's spans reach the receiver before Lambda froze the sandbox?
+pub(crate) fn before_freeze_check(n: usize, inv: &InvocationReport) -> Check {
+    let name = format!(
+        "{BEFORE_FREEZE}, invocation {n} ({}, backend {})",
+        if inv.cold { "cold" } else { "warm" },
+        backend(inv.backend_delay_ms)
+    );
+    let id = &inv.request_id;
+    match (inv.spans_before_freeze, inv.spans_after_freeze) {
+        (0, 0) => Check::new(
+            &name,
+            false,
+            format!("no span of request {id} reached the receiver, before the freeze or after the thaw"),
+        ),
+        (b, 0) => Check::new(
+            &name,
+            true,
+            format!("all {b} spans of request {id} arrived before the freeze"),
+        ),
+        (b, a) => Check::new(
+            &name,
+            false,
+            format!(
+                "{a} of {} spans of request {id} arrived only after the freeze (up to {} ms after it): \
+                 the extension let Lambda freeze the sandbox with the export still on its way; it must \
+                 deliver (or export synchronously) before calling event/next",
+                a + b,
+                inv.last_span_after_freeze_ms.unwrap_or(0)
+            ),
+        ),
+    }
+}
+
+/// Were all the sandbox's processes stopped at every freeze?
+pub(crate) fn freeze_check(invocations: &[InvocationReport]) -> Check {
+    let name = "sandbox frozen after each invocation";
+    let missed: Vec<String> = invocations
+        .iter()
+        .enumerate()
+        .flat_map(|(n, inv)| {
+            inv.freeze
+                .groups
+                .iter()
+                .filter(|g| g.processes == 0 || g.stopped < g.processes)
+                .map(move |g| {
+                    format!(
+                        "invocation {}: {} ({} of {} stopped)",
+                        n + 1,
+                        g.label,
+                        g.stopped,
+                        g.processes
+                    )
+                })
+        })
+        .collect();
+    if !missed.is_empty() {
+        return Check::new(
+            name,
+            false,
+            format!("not every process was stopped: {}", missed.join("; ")),
+        );
+    }
+    let held: Vec<String> = invocations.first().map_or(Vec::new(), |inv| {
+        inv.freeze
+            .groups
+            .iter()
+            .map(|g| format!("{} ({} processes)", g.label, g.processes))
+            .collect()
+    });
+    Check::new(
+        name,
+        true,
+        format!(
+            "{} freezes of {} ms, each with every process stopped: {}",
+            invocations.len(),
+            invocations.first().map_or(0, |i| i.freeze.held_ms),
+            held.join(", ")
+        ),
+    )
+}
+
+/// Extension modules on this runtime's path that it cannot import: tagged for another CPython
+/// (`.cpython-39-` under python3.8) with no sibling for this one. Python skips them silently and
+/// the package falls back or fails at first use, so a passing invocation does not show it.
+pub(crate) fn native_modules_check(layer: &Path, rt: Runtime) -> Check {
+    let py = layer.join("python");
+    let own = format!("python{}", rt.dotted());
+    let want = format!("{}{}", rt.major, rt.minor);
+    let mut total = 0;
+    let mut bad = Vec::new();
+    let walk = walkdir::WalkDir::new(&py).into_iter().filter_entry(|e| {
+        // python/lib/python3.X/ of other runtimes is not on this runtime's path.
+        let rel = e.path().strip_prefix(&py).unwrap_or(e.path());
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        !(parts.len() == 2 && parts[0] == "lib" && parts[1].starts_with("python") && parts[1] != own)
+    });
+    for e in walk.filter_map(|e| e.ok()).filter(|e| e.file_type().is_file()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((module, rest)) = name.split_once(".cpython-") else {
+            continue;
+        };
+        if !name.ends_with(".so") {
+            continue;
+        }
+        total += 1;
+        let tag: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if tag == want {
+            continue;
+        }
+        // This runtime's own build, or a stable-ABI or untagged one, which any CPython loads
+        // (charset_normalizer ships cp39-only wheels beside a cp37-abi3 one for 3.8).
+        let sibling = format!("{module}.cpython-{want}-");
+        let portable = [format!("{module}.abi3.so"), format!("{module}.so")];
+        let has_sibling = e
+            .path()
+            .parent()
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .is_some_and(|rd| {
+                rd.filter_map(|x| x.ok()).any(|x| {
+                    let n = x.file_name().to_string_lossy().into_owned();
+                    n.starts_with(&sibling) || portable.contains(&n)
+                })
+            });
+        if !has_sibling {
+            bad.push(e.path().strip_prefix(layer).unwrap_or(e.path()).display().to_string());
+        }
+    }
+    let name = format!("native modules for {own}");
+    if bad.is_empty() {
+        Check::new(
+            &name,
+            true,
+            format!("{total} extension modules on its path, each loadable by cp{want} (checked by file name)"),
+        )
+    } else {
+        Check::new(
+            &name,
+            false,
+            format!(
+                "{} extension modules are built for another CPython and cannot load under {own}: {}; build the layer's packages for {own}",
+                bad.len(),
+                bad.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    }
+}
+
+/// ELF files checked by reading their headers, for layers whose code cannot run here.
+pub(crate) fn static_native_checks(layer: &Path, arch: Arch) -> Vec<Check> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut wrong = Vec::new();
+    for e in walkdir::WalkDir::new(layer).into_iter().filter_map(|e| e.ok()) {
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let mut head = [0u8; 64];
+        let Ok(mut f) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        if f.read_exact(&mut head).is_err() || !crate::check::elf::is_elf(&head) {
+            continue;
+        }
+        let rel = e.path().strip_prefix(layer).unwrap_or(e.path()).display().to_string();
+        match crate::check::elf::inspect(&head) {
+            Ok(info) => {
+                *counts.entry(elf_machine_name(info.machine)).or_default() += 1;
+                if info.machine != arch.elf_machine() {
+                    wrong.push(format!("{rel} is {}", elf_machine_name(info.machine)));
+                }
+            }
+            Err(why) => {
+                *counts.entry("unreadable".into()).or_default() += 1;
+                wrong.push(format!("{rel}: {why}"));
+            }
+        }
+    }
+    let total: usize = counts.values().sum();
+    let summary = counts
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![Check::new(
+        "ELF machine of every file (read statically)",
+        wrong.is_empty(),
+        if wrong.is_empty() {
+            format!("{total} ELF files, all for {arch}: {summary}")
+        } else {
+            format!(
+                "{} of {total} ELF files are not for {arch}: {}; rebuild them for {}",
+                wrong.len(),
+                wrong.iter().take(5).cloned().collect::<Vec<_>>().join("; "),
+                arch.wheel_machine()
+            )
+        },
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smoke::report::{FreezeReport, GroupReport};
+
+    fn span(kind: i64, id: &str, parent: &str, trace: &str, attrs: &[(&str, &str)], service: &str) -> Span {
+        Span {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            name: format!("span-{id}"),
+            kind,
+            scope: String::new(),
+            attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            resource: BTreeMap::from([("service.name".to_string(), service.to_string())]),
+            received_us: 0,
+        }
+    }
+
+    fn state(outcome: Outcome) -> State {
+        State {
+            invocations: vec![Invocation {
+                id: "req-1".into(),
+                event: b"{}".to_vec(),
+                deadline_ms: 0,
+                trace_id: String::new(),
+                to_runtime: true,
+                invoked_us: 0,
+                delivered_us: Some(1),
+                outcome: Some(outcome),
+                outcome_us: Some(2),
+                done_us: Some(3),
+            }],
+            ..State::default()
+        }
+    }
+
+    fn ok_result() -> Outcome {
+        Outcome::Response(
+            br#"{"smoke":"ok","request_id":"req-1","target_status":200,"target_body":"tb","client":"requests"}"#
+                .to_vec(),
+        )
+    }
+
+    fn received(spans: Vec<Span>) -> Received {
+        Received {
+            posts: 1,
+            spans,
+            ..Received::default()
+        }
+    }
+
+    #[test]
+    fn passes_with_server_and_child_client() {
+        let got = received(vec![
+            span(2, "aa", "", "t1", &[("faas.execution", "req-1")], FUNCTION_NAME),
+            span(3, "bb", "aa", "t1", &[], FUNCTION_NAME),
+        ]);
+        let checks = evaluate(&state(ok_result()), Some("req-1"), "tb", &got);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    }
+
+    #[test]
+    fn each_broken_piece_is_named() {
+        let st = state(ok_result());
+        // Client span in another trace.
+        let got = received(vec![
+            span(2, "aa", "", "t1", &[("faas.execution", "req-1")], FUNCTION_NAME),
+            span(3, "bb", "aa", "t2", &[], FUNCTION_NAME),
+        ]);
+        let c = evaluate(&st, Some("req-1"), "tb", &got);
+        assert!(!c[2].ok && c[2].detail.contains("not children"), "{c:?}");
+        // Server span of another service, or for another request.
+        let got = received(vec![span(2, "aa", "", "t1", &[("faas.execution", "req-1")], "other")]);
+        assert!(!evaluate(&st, Some("req-1"), "tb", &got)[1].ok);
+        let got = received(vec![span(
+            2,
+            "aa",
+            "",
+            "t1",
+            &[("faas.execution", "req-9")],
+            FUNCTION_NAME,
+        )]);
+        assert!(!evaluate(&st, Some("req-1"), "tb", &got)[1].ok);
+        // No spans at all.
+        let c = evaluate(&st, Some("req-1"), "tb", &received(vec![]));
+        assert!(c[1].detail.contains("no spans"), "{c:?}");
+        // A result that does not carry what the target served.
+        let c = evaluate(&st, Some("req-1"), "other-body", &received(vec![]));
+        assert!(!c[0].ok && c[0].detail.contains("target_body"), "{c:?}");
+        // The handler raised.
+        let st = state(Outcome::Error {
+            error_type: Some("Unhandled".into()),
+            body: br#"{"errorMessage":"boom","errorType":"ValueError"}"#.to_vec(),
+        });
+        let c = evaluate(&st, Some("req-1"), "tb", &received(vec![]));
+        assert_eq!(c[0].detail, "the handler failed: ValueError: boom");
+    }
+
+    fn invocation(before: usize, after: usize, groups: &[(usize, usize)]) -> InvocationReport {
+        InvocationReport {
+            request_id: "req-1".into(),
+            cold: false,
+            backend_delay_ms: 300,
+            invoke_ms: Some(40),
+            succeeded: true,
+            frozen_after_response_ms: Some(1),
+            freeze: FreezeReport {
+                at_ms: 100,
+                held_ms: 1000,
+                groups: groups
+                    .iter()
+                    .map(|&(processes, stopped)| GroupReport {
+                        label: "runtime".into(),
+                        processes,
+                        stopped,
+                    })
+                    .collect(),
+            },
+            spans_before_freeze: before,
+            spans_after_freeze: after,
+            last_span_after_freeze_ms: (after > 0).then_some(297),
+            telemetry: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn spans_after_the_freeze_fail_and_say_how_late() {
+        let ok = before_freeze_check(2, &invocation(2, 0, &[(1, 1)]));
+        assert!(ok.ok, "{ok:?}");
+        assert_eq!(
+            ok.name,
+            "spans before the freeze, invocation 2 (warm, backend 300 ms late)"
+        );
+        let late = before_freeze_check(2, &invocation(1, 1, &[(1, 1)]));
+        assert!(
+            !late.ok && late.detail.contains("1 of 2 spans") && late.detail.contains("297 ms"),
+            "{late:?}"
+        );
+        let none = before_freeze_check(2, &invocation(0, 0, &[(1, 1)]));
+        assert!(!none.ok && none.detail.contains("no span of request req-1"), "{none:?}");
+    }
+
+    #[test]
+    fn a_freeze_that_missed_a_process_fails() {
+        assert!(freeze_check(&[invocation(1, 0, &[(2, 2), (1, 1)])]).ok);
+        let c = freeze_check(&[invocation(1, 0, &[(1, 1)]), invocation(1, 0, &[(2, 1)])]);
+        assert!(
+            !c.ok && c.detail.contains("invocation 2: runtime (1 of 2 stopped)"),
+            "{c:?}"
+        );
+        // A group with no process left cannot have been frozen.
+        assert!(!freeze_check(&[invocation(1, 0, &[(0, 0)])]).ok);
+    }
+
+    #[test]
+    fn an_invocation_is_its_server_span_and_trace() {
+        let got = received(vec![
+            span(2, "aa", "", "t1", &[("faas.invocation_id", "req-1")], FUNCTION_NAME),
+            span(3, "bb", "aa", "t1", &[], FUNCTION_NAME),
+            span(2, "cc", "", "t2", &[("faas.invocation_id", "req-2")], FUNCTION_NAME),
+        ]);
+        let ids: Vec<&str> = invocation_spans(&got, "req-1")
+            .iter()
+            .map(|s| s.span_id.as_str())
+            .collect();
+        assert_eq!(ids, ["aa", "bb"]);
+        assert!(invocation_spans(&got, "req-3").is_empty());
+    }
+
+    #[test]
+    fn static_check_reads_the_elf_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |rel: &str, machine: u16| {
+            let mut elf = crate::check::elf::fake_elf(machine, object::elf::ET_DYN.0);
+            elf.resize(128, 0);
+            std::fs::write(dir.path().join(rel), elf).unwrap();
+        };
+        put("a.so", object::elf::EM_AARCH64.0);
+        assert!(static_native_checks(dir.path(), Arch::Arm64)[0].ok);
+        put("b.so", object::elf::EM_X86_64.0);
+        let c = &static_native_checks(dir.path(), Arch::Arm64)[0];
+        assert!(!c.ok && c.detail.contains("b.so is x86_64"), "{c:?}");
+    }
+
+    #[test]
+    fn native_modules_must_match_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let py = dir.path().join("python");
+        let put = |rel: &str| {
+            let p = py.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        };
+        let py38 = Runtime { major: 3, minor: 8 };
+        let py39 = Runtime { major: 3, minor: 9 };
+        put("wrapt/_wrappers.cpython-39-x86_64-linux-gnu.so");
+        put("lib/python3.8/site-packages/grpc/cygrpc.cpython-38-x86_64-linux-gnu.so");
+        put("lib/python3.9/site-packages/grpc/cygrpc.cpython-39-x86_64-linux-gnu.so");
+        put("lib/python3.9/site-packages/x/_abi3.abi3.so");
+        assert!(native_modules_check(dir.path(), py39).ok);
+        let c = native_modules_check(dir.path(), py38);
+        assert!(!c.ok && c.detail.contains("wrapt/_wrappers.cpython-39"), "{c:?}");
+        // A sibling built for the runtime makes it loadable.
+        put("wrapt/_wrappers.cpython-38-x86_64-linux-gnu.so");
+        let c = native_modules_check(dir.path(), py38);
+        assert!(c.ok, "{c:?}");
+        assert!(c.detail.starts_with("3 extension modules"), "{c:?}");
+        // A stable-ABI sibling loads under any CPython, so a cp39-only build beside it is fine.
+        put("charset_normalizer/md.cpython-39-x86_64-linux-gnu.so");
+        assert!(!native_modules_check(dir.path(), py38).ok);
+        put("charset_normalizer/md.abi3.so");
+        assert!(native_modules_check(dir.path(), py38).ok);
+    }
+}

@@ -1,0 +1,360 @@
+//! Child processes of a smoke run: started in their own process group, watched for their exit
+//! (which wakes the run's waits), stopped, and explained in Lambda's terms when they fail.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use super::emulator::Waker;
+use super::watch::Watch;
+use crate::model::arch::{Arch, elf_machine_name};
+
+pub(crate) struct Proc {
+    pub(crate) label: String,
+    child: Child,
+    pub(crate) log: PathBuf,
+    exit: Option<ExitStatus>,
+    killed: bool,
+    /// Set by the reaper thread when the process has exited (not yet reaped).
+    exited: Arc<Watch<bool>>,
+}
+
+impl Proc {
+    /// The process id, which is also its process group id.
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub(crate) fn poll(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// Sends `sig` to the process's whole group: a wrapper's or collector's children go too.
+    pub(crate) fn signal_group(&self, sig: i32) {
+        signal_group(self.pid(), sig);
+    }
+
+    /// Waits until the process has exited or `deadline`; says whether it exited.
+    pub(crate) fn wait_exit(&mut self, deadline: Instant) -> bool {
+        self.exited.wait_until(deadline, |e| e.then_some(()));
+        self.poll().is_some()
+    }
+
+    /// SIGTERM (and SIGCONT, so a stopped group can act on it), then SIGKILL after `grace`.
+    pub(crate) fn stop(&mut self, grace: Duration) {
+        if self.poll().is_some() {
+            return;
+        }
+        self.signal_group(libc::SIGTERM);
+        self.signal_group(libc::SIGCONT);
+        if !self.wait_exit(Instant::now() + grace) {
+            self.kill();
+        }
+    }
+
+    pub(crate) fn kill(&mut self) {
+        if self.poll().is_none() {
+            self.signal_group(libc::SIGKILL);
+            self.killed = true;
+            self.exit = self.child.wait().ok();
+        }
+    }
+
+    pub(crate) fn describe_exit(&self) -> Option<String> {
+        self.exit.map(|s| {
+            if self.killed {
+                "killed by smoke".to_string()
+            } else {
+                describe_status(s)
+            }
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the group we created; no memory is touched.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// Watches `pid` for its exit on a thread of its own, without reaping it (`try_wait` does that),
+/// then sets the flag and calls `waker`: waits on the run's state wake on a child's exit too.
+fn watch_exit(pid: i32, waker: Option<Waker>) -> Arc<Watch<bool>> {
+    let exited = Arc::new(Watch::new(false));
+    let flag = exited.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("smoke-reaper-{pid}"))
+        .spawn(move || {
+            loop {
+                // SAFETY: waitid writes only into `info`, which lives on this stack; WNOWAIT
+                // leaves the child to be reaped by try_wait.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let rc =
+                    unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+                if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break;
+                }
+            }
+            flag.update(|e| *e = true);
+            if let Some(w) = waker {
+                w();
+            }
+        });
+    if spawned.is_err() {
+        // No thread: waits fall back to their deadlines, and `poll` still sees the exit.
+        exited.update(|e| *e = true);
+    }
+    exited
+}
+
+pub(crate) fn describe_status(s: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => s.to_string(),
+    }
+}
+
+/// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log`, in a new process group.
+pub(crate) fn spawn(
+    label: &str,
+    argv: &[OsString],
+    cwd: &Path,
+    env: &BTreeMap<String, OsString>,
+    logs: &Path,
+    waker: Option<Waker>,
+) -> Result<Proc, String> {
+    let log = logs.join(format!("{}.log", label.replace('/', "_")));
+    let out = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    match cmd.spawn() {
+        Ok(child) => Ok(Proc {
+            label: label.to_string(),
+            exited: watch_exit(child.id() as i32, waker),
+            child,
+            log,
+            exit: None,
+            killed: false,
+        }),
+        Err(e) => Err(explain_spawn_error(Path::new(&argv[0]), &e)),
+    }
+}
+
+/// For an ELF file: the machine it is built for, or why its header cannot be read; `None` for
+/// anything else.
+fn elf_machine(path: &Path) -> Option<Result<u16, String>> {
+    let mut head = [0u8; 64];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    crate::check::elf::is_elf(&head).then(|| {
+        crate::check::elf::inspect(&head)
+            .map(|i| i.machine)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Why a file could not be started, in Lambda's terms.
+pub(crate) fn explain_spawn_error(path: &Path, e: &std::io::Error) -> String {
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).ok();
+    match e.raw_os_error() {
+        Some(libc::EACCES) => format!(
+            "cannot start {}: permission denied (mode {}): it needs the exec bit; store it 0755 in the zip",
+            path.display(),
+            mode.map(|m| format!("{m:04o}")).unwrap_or_else(|| "unknown".into())
+        ),
+        Some(libc::ENOEXEC) => match elf_machine(path) {
+            Some(Ok(machine)) => format!(
+                "cannot start {}: exec format error: it is an ELF for {}, this host runs {} (wrong architecture for this layer)",
+                path.display(),
+                elf_machine_name(machine),
+                std::env::consts::ARCH
+            ),
+            Some(Err(why)) => format!(
+                "cannot start {}: exec format error: an ELF file Lambda cannot run ({why})",
+                path.display()
+            ),
+            None => format!(
+                "cannot start {}: exec format error: neither a program for this host nor a script with a #! line",
+                path.display()
+            ),
+        },
+        Some(libc::ENOENT) => format!(
+            "cannot start {}: no such file or directory (a script whose #! interpreter is missing?)",
+            path.display()
+        ),
+        _ => format!("cannot start {}: {e}", path.display()),
+    }
+}
+
+/// Runs a command with a bound; returns its status and combined output.
+pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration, log: &Path) -> Result<(ExitStatus, String)> {
+    let out = fs_err::File::create(log)?;
+    let err = out.try_clone()?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.into_parts().0))
+        .stderr(Stdio::from(err.into_parts().0))
+        .spawn()?;
+    let exited = watch_exit(child.id() as i32, None);
+    exited.wait_until(Instant::now() + limit, |e| e.then_some(()));
+    let Some(status) = child.try_wait()? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("did not finish within {} s", limit.as_secs());
+    };
+    Ok((status, fs_err::read_to_string(log).unwrap_or_default()))
+}
+
+/// The last `n` lines of a log (read from its last 64 KiB).
+pub(crate) fn tail(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 << 10)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// qemu-user for `arch`, to run a layer's extensions built for another machine.
+pub(crate) fn find_qemu(arch: Arch) -> Option<PathBuf> {
+    let m = arch.wheel_machine();
+    [format!("qemu-{m}-static"), format!("qemu-{m}")]
+        .iter()
+        .find_map(|n| which(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_errors_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("x");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let env = BTreeMap::new();
+        let e = spawn(
+            "x",
+            &[script.clone().into_os_string()],
+            dir.path(),
+            &env,
+            dir.path(),
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("permission denied (mode 0644)"), "{e}");
+        let mut elf = crate::check::elf::fake_elf(object::elf::EM_AARCH64.0, object::elf::ET_EXEC.0);
+        if std::env::consts::ARCH == "aarch64" {
+            elf = crate::check::elf::fake_elf(object::elf::EM_X86_64.0, object::elf::ET_EXEC.0);
+        }
+        elf.resize(4096, 0);
+        std::fs::write(&script, elf).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = spawn("x", &[script.into_os_string()], dir.path(), &env, dir.path(), None).err();
+        // Only a host with binfmt emulation registered for the other arch may start it.
+        let emulated = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists()
+            || Path::new("/proc/sys/fs/binfmt_misc/qemu-x86_64").exists();
+        match e {
+            Some(e) => assert!(
+                e.contains("exec format error") && e.contains("wrong architecture"),
+                "{e}"
+            ),
+            None => assert!(emulated, "a foreign ELF started without binfmt emulation"),
+        }
+    }
+
+    #[test]
+    fn an_exit_wakes_the_waker_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let woke = Arc::new(Watch::new(0u32));
+        let w2 = woke.clone();
+        let waker: Waker = Arc::new(move || w2.update(|n| *n += 1));
+        let argv: Vec<OsString> = ["/bin/sh", "-c", "sleep 0.1; exit 3"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let mut p = spawn("short", &argv, dir.path(), &BTreeMap::new(), dir.path(), Some(waker)).unwrap();
+        let started = Instant::now();
+        // Nothing else would wake this wait before its 20 s bound.
+        assert_eq!(
+            woke.wait_until(started + Duration::from_secs(20), |n| (*n > 0).then_some(*n)),
+            Some(1)
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(p.poll().map(describe_status).as_deref(), Some("exit status 3"));
+    }
+
+    #[test]
+    fn a_stopped_group_still_stops_on_sigterm() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv: Vec<OsString> = ["/bin/sh", "-c", "sleep 30"].iter().map(OsString::from).collect();
+        let mut p = spawn("sleeper", &argv, dir.path(), &BTreeMap::new(), dir.path(), None).unwrap();
+        p.signal_group(libc::SIGSTOP);
+        let started = Instant::now();
+        p.stop(Duration::from_secs(5));
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        assert_eq!(p.describe_exit().as_deref(), Some("killed by signal 15"));
+    }
+
+    #[test]
+    fn bounded_runs_end_at_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let (st, out) = run_bounded(
+            Command::new("/bin/sh").args(["-c", "echo hi"]),
+            Duration::from_secs(20),
+            &log,
+        )
+        .unwrap();
+        assert!(st.success());
+        assert_eq!(out, "hi\n");
+        let started = Instant::now();
+        let err = run_bounded(Command::new("sleep").arg("30"), Duration::from_millis(300), &log).unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

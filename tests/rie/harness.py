@@ -1,0 +1,309 @@
+"""Lays out a function for the emulator, runs sandbox.py in fresh namespaces, and reads the
+outcome back: what the tests call to run a layer under AWS's Runtime Interface Emulator."""
+
+import json
+import os
+import platform
+import re
+import shutil
+import stat
+import statistics
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from procwatch import ProcWatch, ProcWatchError, Seen
+from provision import Interpreter
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+FUNCTION_DIR = HERE / "function"
+FUNCTION_NAME = "rie-orders"
+REGION = "eu-west-1"
+COLLECTOR = "/opt/extensions/collector"
+# A whole run: init, a few invocations, shutdown, moto. Far above what it takes (~10 s).
+RUN_TIMEOUT = 300
+# Exporters of the layer's collector that send within the pipeline call, with no queue
+# (collector/README.md): the receiver answers the SDK only once they are done.
+SYNCHRONOUS_EXPORTERS = ("awsxray", "awsemf")
+
+LAYER_ZIP_NAMES = {"x86_64": "aws-otel-python-amd64-ver-1-20-0.zip",
+                   "aarch64": "aws-otel-python-arm64-ver-1-20-0.zip"}
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------------------------- layers
+
+
+def default_layer_zip() -> Path:
+    """$LAYERBUILD_RIE_ZIP, else $LAYERBUILD_LAYER_ZIP, else dist/'s zip for this machine."""
+    for name in ("LAYERBUILD_RIE_ZIP", "LAYERBUILD_LAYER_ZIP"):
+        if os.environ.get(name):
+            return Path(os.environ[name]).resolve()
+    machine = platform.machine()
+    if machine not in LAYER_ZIP_NAMES:
+        raise HarnessError("no default layer for this machine (%s)" % machine)
+    return REPO / "dist" / LAYER_ZIP_NAMES[machine]
+
+
+def unpack_layer(archive: Path, dest: Path) -> Path:
+    """Unpack a layer zip with the unix modes its entries carry, as Lambda does."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dirs = []
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            mode = (info.external_attr >> 16) & 0xFFFF
+            target = dest / info.filename
+            if stat.S_ISLNK(mode):
+                raise HarnessError("%s: entry %s is a symlink" % (archive, info.filename))
+            zf.extract(info, dest)
+            if info.is_dir():
+                dirs.append((target, mode & 0o7777))
+            elif mode & 0o7777:
+                os.chmod(target, mode & 0o7777)
+    for target, mode in dirs:
+        if mode:
+            os.chmod(target, mode)
+    return dest
+
+
+def changed_layer(dest: Path, changes: Dict[str, Union[bytes, Path, None]],
+                  modes: Optional[Dict[str, int]] = None) -> Path:
+    """A folder of changes to lay over a layer (see sandbox.mount_tree): each path gets the
+    given bytes or a copy of the given file, or is hidden when the value is None."""
+    modes = modes or {}
+    for rel, content in changes.items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for parent in target.relative_to(dest).parents:
+            os.chmod(dest / parent, 0o755)
+        if content is None:
+            os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))  # overlayfs whiteout
+            continue
+        if isinstance(content, Path):
+            shutil.copyfile(content, target)
+        else:
+            target.write_bytes(content)
+        os.chmod(target, modes.get(rel, 0o644))
+    return dest
+
+
+def with_xray_endpoint(config: str, endpoint: str, region: str) -> str:
+    """The collector config with only the awsxray exporter's endpoint and region set."""
+    lines = config.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)awsxray:\s*(#.*)?$", line)
+        if match:
+            break
+    else:
+        raise HarnessError("the collector config has no `awsxray:` exporter")
+    indent = len(match.group(1))
+    end = index + 1
+    while end < len(lines) and (not lines[end].strip() or
+                                len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    child = " " * (indent + 2)
+    body = [l for l in lines[index + 1:end]
+            if not re.match(r"^%s(endpoint|region):" % child, l)]
+    ours = ["%sendpoint: %s" % (child, endpoint), "%sregion: %s" % (child, region)]
+    return "\n".join(lines[:index + 1] + ours + body + lines[end:]) + "\n"
+
+
+# ------------------------------------------------------------------------------ runtime
+
+
+@dataclass
+class Runtime:
+    """What is laid at /var/lang (the interpreter) and /var/runtime (bootstrap, packages)."""
+
+    interp: Interpreter
+    folders: List[str]
+
+    @property
+    def version(self) -> str:
+        return self.interp.version
+
+
+def prepare_runtime(interp: Interpreter, packages: Path, dest: Path) -> Runtime:
+    dest.mkdir(parents=True, exist_ok=True)
+    text = (HERE / "runtime" / "bootstrap").read_text()
+    (dest / "bootstrap").write_text(text.replace("@PYTHON_VERSION@", interp.version))
+    os.chmod(dest / "bootstrap", 0o755)
+    shutil.copyfile(HERE / "runtime" / "bootstrap.py", dest / "bootstrap.py")
+    return Runtime(interp, [str(dest), str(packages)])
+
+
+# -------------------------------------------------------------------------------- a run
+
+
+@dataclass
+class RieRun:
+    """Everything one sandbox run produced."""
+
+    label: str
+    spec: dict
+    result: dict
+    workdir: Path
+    wall_s: float
+    collector: List[Seen] = field(default_factory=list)
+    watch_error: Optional[str] = None
+
+    def _read(self, name: str) -> str:
+        path = self.workdir / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
+    def stdout(self) -> str:
+        """What the runtime and the extensions printed (the function's log)."""
+        return self._read("rie.stdout")
+
+    @property
+    def stderr(self) -> str:
+        """The emulator's own log."""
+        return self._read("rie.stderr")
+
+    @property
+    def invocations(self) -> List[dict]:
+        return self.result.get("invocations", [])
+
+    @property
+    def cold_ms(self) -> Optional[float]:
+        return self.invocations[0]["ms"] if self.invocations else None
+
+    @property
+    def warm_ms(self) -> List[float]:
+        return [inv["ms"] for inv in self.invocations[1:]]
+
+    def collector_lines(self) -> List[str]:
+        return [l for l in self.stdout.splitlines()
+                if "[collector]" in l or "\tinfo\t" in l or "\twarn\t" in l or "\terror\t" in l]
+
+    @property
+    def fallback_line(self) -> Optional[str]:
+        """The line in which the collector says it falls back from the Telemetry API to
+        exporting synchronously."""
+        for line in self.collector_lines():
+            if re.search(r"fall(s|ing)?[ -]?back|export(s|ing)? synchronously", line, re.I):
+                return line.strip()
+        return None
+
+    def telemetry_lines(self) -> List[str]:
+        """What the collector logged about the Telemetry API. The emulator itself logs
+        nothing there: in its default mode the subscription goes to a stub that answers
+        202 Telemetry.NotSupported and has no access log."""
+        return [l.strip() for l in self.collector_lines()
+                if re.search(r"telemetry api|/2022-07-01/telemetry|platform\.", l, re.I)]
+
+    def collector_path(self) -> str:
+        """Which export path the collector took, from what it logged."""
+        if self.fallback_line:
+            return "Telemetry API, synchronous fallback: %s" % self.fallback_line
+        if self.telemetry_lines():
+            return "Telemetry API drain: %s" % self.telemetry_lines()[0]
+        return "no Telemetry API in the collector's log: it exports as data arrives"
+
+    def synchronous_export_reason(self, exporter: str) -> Optional[str]:
+        """Why this run's collector is expected to export on the invoke's path, or None."""
+        if self.fallback_line:
+            return ("the collector exports synchronously, the emulator having no usable "
+                    "Telemetry API: %s" % self.fallback_line)
+        if not self.telemetry_lines() and exporter in SYNCHRONOUS_EXPORTERS:
+            return ("this collector has no Telemetry API path and its %s exporter sends "
+                    "synchronously (collector/README.md, issue 12)" % exporter)
+        return None
+
+    @property
+    def init_ms(self) -> Optional[float]:
+        """The emulator's measure of the first init (extensions and runtime up to /next)."""
+        match = re.search(r"INIT REPORT\(durationMs: ([0-9.]+)\)", self.stderr)
+        return round(float(match.group(1)), 1) if match else None
+
+    def backend_requests_during_warm_invokes(self) -> int:
+        """How many export requests reached a backend between the first warm invoke's start
+        and SIGTERM."""
+        if len(self.invocations) < 2:
+            return 0
+        start, end = self.invocations[1]["started"], self.result.get("sigterm_at", 0)
+        arrivals = ([r["arrived"] for r in self.result.get("otlp", [])] +
+                    [r["at"] for r in self.result.get("proxy_seen", [])])
+        return sum(1 for at in arrivals if start <= at <= end)
+
+    def figures(self) -> str:
+        warm = self.warm_ms
+        return ("cold %s ms (init %s), warm median %s ms (max %s), shutdown %s ms, run %.1f s; "
+                "collector: %s"
+                % (self.cold_ms, self.init_ms, round(statistics.median(warm), 1) if warm else "-",
+                   max(warm) if warm else "-", self.result.get("shutdown_ms"), self.wall_s,
+                   self.collector_path()))
+
+    def tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in ("rie.stderr", "rie.stdout", "moto.log", "sandbox.log"):
+            text = self._read(name).strip().splitlines()
+            if text:
+                parts.append("--- %s (last %d lines)\n%s" % (name, lines, "\n".join(text[-lines:])))
+        if self.result.get("fatal"):
+            parts.append("--- sandbox failed\n%s" % self.result.get("traceback"))
+        if self.result.get("errors"):
+            parts.append("--- sandbox errors\n%s" % "\n".join(self.result["errors"]))
+        return "\n".join(parts)
+
+
+def run_function(workdir: Path, label: str, driver_python: Path, rie: Path, layer: List[Path],
+                 runtime: Runtime, invocations: List[dict], collector_config: Optional[str] = None,
+                 moto: bool = False, delay_ms: int = 0, env: Optional[dict] = None) -> RieRun:
+    """Run the function under the emulator in fresh namespaces; bounded by RUN_TIMEOUT."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "workdir": str(workdir),
+        "result": str(workdir / "result.json"),
+        "layer": [str(p) for p in layer],
+        "task": [str(FUNCTION_DIR)],
+        "runtime": runtime.folders,
+        "lang": [runtime.interp.prefix],
+        "rie": str(rie),
+        "region": REGION,
+        "function_name": FUNCTION_NAME,
+        "backend_delay_ms": delay_ms,
+        "collector_config": collector_config,
+        "moto": moto,
+        "env": env or {},
+        "invocations": invocations,
+    }
+    (workdir / "spec.json").write_text(json.dumps(spec, indent=1))
+    watch, watch_error = None, None
+    try:
+        watch = ProcWatch([COLLECTOR])
+    except ProcWatchError as exc:
+        watch_error = str(exc)
+    argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child",
+            "--", str(driver_python), str(HERE / "sandbox.py"), str(workdir / "spec.json")]
+    started = time.monotonic()
+    with open(workdir / "sandbox.log", "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        if watch is not None:
+            watch.root = proc.pid
+        try:
+            proc.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # --kill-child takes the sandbox down with unshare; the PID namespace goes with it.
+            proc.kill()
+            proc.wait()
+    wall = time.monotonic() - started
+    if watch is not None:
+        time.sleep(0.2)  # the last exit events may still be on their way
+        watch.close()
+    result_path = workdir / "result.json"
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+    else:
+        result = {"fatal": "the sandbox wrote no result (exit status %s after %.0f s)"
+                           % (proc.returncode, wall), "traceback": ""}
+    seen = watch.matching(COLLECTOR) if watch is not None else []
+    return RieRun(label, spec, result, workdir, wall, seen, watch_error)

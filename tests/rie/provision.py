@@ -1,0 +1,280 @@
+"""Fetches and caches the third-party software the RIE tests run: AWS's Runtime Interface
+Emulator, moto's server, and what Lambda's python3.8/3.9 runtime holds in /var/runtime.
+
+Everything lives under the layerbuild cache root ($LAYERBUILD_CACHE, else
+$XDG_CACHE_HOME/layerbuild, else ~/.cache/layerbuild), in rie/, keyed by version, and is
+reused when present. Each item is built in a temporary folder beside its final place and
+renamed into place only when complete, under a lock, so an interrupted or concurrent run
+never leaves a half-built item.
+
+Run as a script to provision ahead of the tests (`make provision` does, so CI does):
+    python3 tests/rie/provision.py [--python 3.8] [--python 3.9]
+"""
+
+import argparse
+import fcntl
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+# The module proxy serves this pseudo-version of the emulator; its tag v1.23.0 is not served.
+RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator"
+RIE_VERSION = "v0.0.0-20261030222936-bef5c4ba774d"
+
+MOTO_REQUIREMENT = "moto[server]==5.2.1"
+
+# What Lambda's python3.8/3.9 runtimes held in /var/runtime in late 2023: the runtime
+# interface client and the AWS SDK, with urllib3 1.26 (the layer leaves boto* and urllib3
+# out and relies on these). Pinned whole, so the set does not drift with new releases.
+RUNTIME_REQUIREMENTS = (
+    "awslambdaric==2.2.1",
+    "simplejson==3.19.2",
+    "boto3==1.29.1",
+    "botocore==1.32.1",
+    "s3transfer==0.7.0",
+    "jmespath==1.0.1",
+    "python-dateutil==2.8.2",
+    "six==1.16.0",
+    "urllib3==1.26.18",
+)
+
+INSTALL_TIMEOUT = 900
+
+
+class ProvisionError(RuntimeError):
+    """A piece of the RIE test setup could not be fetched or built."""
+
+
+def cache_root() -> Path:
+    """The layerbuild cache root, chosen the same way as the Rust CLI chooses it."""
+    own = os.environ.get("LAYERBUILD_CACHE")
+    if own:
+        return Path(own)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "layerbuild"
+    return Path.home() / ".cache" / "layerbuild"
+
+
+def rie_cache() -> Path:
+    return cache_root() / "rie"
+
+
+@contextmanager
+def _locked(name: str):
+    folder = rie_cache()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / (".%s.lock" % name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run(argv: List[str], what: str, env: Optional[dict] = None) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                              timeout=INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ProvisionError("%s: `%s` took over %d s" % (what, " ".join(argv), INSTALL_TIMEOUT))
+    except OSError as exc:
+        raise ProvisionError("%s: cannot run %s: %s" % (what, argv[0], exc))
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        raise ProvisionError("%s: `%s` exited %d:\n%s"
+                             % (what, " ".join(argv), proc.returncode, "\n".join(tail)))
+
+
+def _say(message: str) -> None:
+    sys.stderr.write("rie-provision: %s\n" % message)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- the emulator
+
+
+def rie_binary() -> Path:
+    """aws-lambda-rie at RIE_VERSION, built with `go install` once per cache."""
+    final = rie_cache() / "emulator" / RIE_VERSION / "aws-lambda-rie"
+    if final.is_file():
+        return final
+    go = shutil.which("go")
+    if not go:
+        raise ProvisionError("building the Runtime Interface Emulator needs Go (`go` in PATH)")
+    with _locked("emulator"):
+        if final.is_file():
+            return final
+        final.parent.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent.parent))
+        try:
+            env = dict(os.environ, GOBIN=str(staging), CGO_ENABLED="0")
+            started = time.monotonic()
+            _run([go, "install", "%s/cmd/aws-lambda-rie@%s" % (RIE_MODULE, RIE_VERSION)],
+                 "building aws-lambda-rie", env)
+            _say("built aws-lambda-rie %s in %.1f s" % (RIE_VERSION, time.monotonic() - started))
+            if final.parent.exists():
+                shutil.rmtree(final.parent)
+            staging.rename(final.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+# ------------------------------------------------------------------------------- moto
+
+
+def moto_python() -> Path:
+    """The interpreter of a venv holding moto[server] (and boto3, for reading back)."""
+    version = "%d.%d.%d" % sys.version_info[:3]
+    name = "%s-py%s" % (MOTO_REQUIREMENT.replace("[server]==", "-"), version)
+    venv = rie_cache() / "moto" / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".complete"
+    if stamp.is_file():
+        return python
+    with _locked("moto"):
+        if stamp.is_file():
+            return python
+        if subprocess.run([sys.executable, "-c", "import venv, ensurepip"]).returncode != 0:
+            raise ProvisionError("%s cannot make a venv (no venv/ensurepip module): install "
+                                 "python3-venv (apt-get install python3-venv)" % sys.executable)
+        if venv.exists():
+            shutil.rmtree(venv)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        # A venv records its own path, so it is built where it stays; the stamp marks it whole.
+        _run([sys.executable, "-m", "venv", str(venv)], "creating the moto venv")
+        _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+              MOTO_REQUIREMENT], "installing %s" % MOTO_REQUIREMENT)
+        stamp.write_text(MOTO_REQUIREMENT + "\n")
+        _say("installed %s in %.1f s" % (MOTO_REQUIREMENT, time.monotonic() - started))
+    return python
+
+
+# ---------------------------------------------------------------------- the Python runtime
+
+
+class Interpreter:
+    """A CPython that plays Lambda's /var/lang: `prefix` holds bin/pythonX.Y and lib/."""
+
+    def __init__(self, version: str, executable: str, full_version: str, prefix: str):
+        self.version = version
+        self.executable = executable
+        self.full_version = full_version
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return "Interpreter(%s at %s)" % (self.full_version, self.prefix)
+
+
+def _pyenv_roots() -> List[str]:
+    roots = []
+    if os.environ.get("PYENV_ROOT"):
+        roots.append(os.environ["PYENV_ROOT"])
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        try:
+            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.strip():
+                roots.append(out.stdout.strip())
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    roots.append(str(Path.home() / ".pyenv"))
+    return list(dict.fromkeys(roots))
+
+
+def interpreter_candidates(version: str) -> List[str]:
+    found = []
+    override = os.environ.get("LAYERBUILD_PYTHON" + version.replace(".", ""))
+    if override:
+        found.append(override)
+    for root in _pyenv_roots():
+        found.extend(sorted(glob.glob("%s/versions/%s.*/bin/python%s" % (root, version, version)),
+                            reverse=True))
+    on_path = shutil.which("python" + version)
+    if on_path:
+        found.append(on_path)
+    return found
+
+
+def find_interpreter(version: str) -> Optional[Interpreter]:
+    """The first working CPython `version` whose prefix has bin/python<version>."""
+    probe = ("import sys; print('%d.%d' % sys.version_info[:2]); "
+             "print('%d.%d.%d' % sys.version_info[:3]); print(sys.base_prefix)")
+    for candidate in interpreter_candidates(version):
+        try:
+            out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True,
+                                 timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines = out.stdout.split("\n")
+        if out.returncode != 0 or len(lines) < 3 or lines[0] != version:
+            continue
+        prefix = lines[2]
+        if os.access(os.path.join(prefix, "bin", "python" + version), os.X_OK):
+            return Interpreter(version, candidate, lines[1], prefix)
+    return None
+
+
+def runtime_packages(interp: Interpreter) -> Path:
+    """A folder with RUNTIME_REQUIREMENTS installed for `interp` (Lambda's /var/runtime)."""
+    key = hashlib.sha256("\n".join(RUNTIME_REQUIREMENTS).encode()).hexdigest()[:12]
+    final = rie_cache() / "runtime" / ("python%s-%s" % (interp.full_version, key))
+    if (final / "awslambdaric").is_dir():
+        return final
+    with _locked("runtime"):
+        if (final / "awslambdaric").is_dir():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
+        try:
+            started = time.monotonic()
+            # The runtime's own pip, so wheels and bytecode are for that Python.
+            _run([interp.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                  "--no-deps", "--only-binary=:all:", "--target", str(staging)]
+                 + list(RUNTIME_REQUIREMENTS),
+                 "installing the python%s runtime packages" % interp.version)
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
+            _say("installed the python%s runtime packages in %.1f s"
+                 % (interp.version, time.monotonic() - started))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", action="append", default=None,
+                        help="runtime version to provision (default: 3.8 and 3.9)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    try:
+        print("aws-lambda-rie: %s" % rie_binary())
+        print("moto: %s" % moto_python())
+        for version in args.python or ["3.8", "3.9"]:
+            interp = find_interpreter(version)
+            if interp is None:
+                print("python%s: not found (looked at %s)"
+                      % (version, ", ".join(interpreter_candidates(version)) or "nothing"))
+                continue
+            print("python%s runtime packages: %s" % (version, runtime_packages(interp)))
+    except ProvisionError as exc:
+        sys.stderr.write("rie-provision: %s\n" % exc)
+        return 1
+    print("provisioned in %.1f s" % (time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
