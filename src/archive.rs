@@ -11,8 +11,11 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::check::rules::{self, MODE_DIR};
+use crate::check::zipcanon;
 use crate::model::entry::Entry;
+use crate::support::extract::{HashSink, stream_exact};
 use crate::support::fs::write_atomic;
+use crate::support::input;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
@@ -110,7 +113,11 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         );
         dir.join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot.as_ref().and_then(|p| fs_err::read(p).ok()) {
+    if let Some(bytes) = slot
+        .as_ref()
+        .and_then(|p| input::read(p, input::ARCHIVE_CAP, "cache entry").ok())
+        && is_packed(&bytes, entry, data.len() as u64, &sha256)
+    {
         return Ok(packed(bytes));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
@@ -122,6 +129,33 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         let _ = write_atomic(slot, &one_entry_zip);
     }
     Ok(packed(one_entry_zip))
+}
+
+/// Whether cached bytes are what `pack` writes for this entry, apart from how the data is
+/// compressed: one canonical entry of this name, deflated, a regular file with no extra
+/// fields, whose data inflates to exactly the content the cache key was made from.
+/// (The mode and time are set again when the entry is copied: they never come from a cache.)
+fn is_packed(bytes: &[u8], entry: &Entry, size: u64, sha256: &str) -> bool {
+    let Ok(raw) = zipcanon::scan(&mut Cursor::new(bytes), bytes.len() as u64) else {
+        return false;
+    };
+    let [one] = raw.as_slice() else { return false };
+    if one.name != entry.path.as_bytes()
+        || one.method != zipcanon::METHOD_DEFLATED
+        || one.size != size
+        || one.unix_mode().is_none_or(|m| m & 0o177000 != 0o100000)
+    {
+        return false;
+    }
+    let Ok(mut zip) = ZipArchive::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    let Ok(mut file) = zip.by_index(0) else { return false };
+    if file.extra_data_fields().next().is_some() || !file.comment().is_empty() {
+        return false;
+    }
+    let mut sink = HashSink::new(0);
+    stream_exact(&mut file, size, &mut sink).is_ok() && sink.finish().0 == sha256
 }
 
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
@@ -165,7 +199,7 @@ pub(crate) fn write<W: Write + Seek>(
             }
             Item::File(p) => {
                 let mut one = ZipArchive::new(Cursor::new(p.one_entry_zip.as_slice()))?;
-                zip.raw_copy_file(one.by_index_raw(0)?)?;
+                zip.raw_copy_file_touch(one.by_index_raw(0)?, time, Some(p.mode))?;
                 listing.push(Archived {
                     path: p.path.clone(),
                     mode: p.mode,
@@ -257,6 +291,79 @@ mod tests {
         write(&other, DateTime::default(), &mut z, Some(cache.path())).unwrap();
         let mut zip = ZipArchive::new(Cursor::new(z.into_inner())).unwrap();
         assert_eq!(zip.by_name("b").unwrap().unix_mode(), Some(0o100644));
+    }
+
+    /// Rewrites every cached one-entry zip with `change` applied to its entry's options.
+    fn recache(dir: &Path, level: i64, extra_mode_bits: u32) {
+        for f in fs_err::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            let bytes = fs_err::read(&path).unwrap();
+            let mut one = ZipArchive::new(Cursor::new(bytes)).unwrap();
+            let mut file = one.by_index(0).unwrap();
+            let (name, mode) = (file.name().unwrap().to_string(), file.unix_mode().unwrap());
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).unwrap();
+            let opts = options(mode & 0o777, DateTime::default()).compression_level(Some(level));
+            let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+            w.start_file(name, opts).unwrap();
+            w.write_all(&data).unwrap();
+            let mut out = w.finish().unwrap().into_inner();
+            if extra_mode_bits != 0 {
+                let cd = out.len() - 22 - 46 - file_name_len(&out);
+                let attrs = u32::from_le_bytes(out[cd + 38..cd + 42].try_into().unwrap()) | (extra_mode_bits << 16);
+                out[cd + 38..cd + 42].copy_from_slice(&attrs.to_le_bytes());
+            }
+            fs_err::write(&path, out).unwrap();
+        }
+    }
+
+    fn file_name_len(one_entry_zip: &[u8]) -> usize {
+        let eocd = one_entry_zip.len() - 22;
+        let cd = u32::from_le_bytes(one_entry_zip[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+        u16::from_le_bytes([one_entry_zip[cd + 28], one_entry_zip[cd + 29]]) as usize
+    }
+
+    fn contents(zip: &[u8]) -> Vec<(String, Option<u32>, Vec<u8>)> {
+        let mut z = ZipArchive::new(Cursor::new(zip)).unwrap();
+        (0..z.len())
+            .map(|i| {
+                let mut f = z.by_index(i).unwrap();
+                let mut d = Vec::new();
+                f.read_to_end(&mut d).unwrap();
+                (f.name().unwrap().to_string(), Some(f.external_attributes() >> 16), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cache_entry_counts_only_when_it_is_the_content_and_never_sets_the_mode() {
+        let cache = tempfile::tempdir().unwrap();
+        let entries = vec![
+            entry("a/x.py", false, &b"y = 2\n".repeat(100)),
+            entry("b", true, b"#!/bin/sh\n"),
+        ];
+        let build = || {
+            let mut z = Cursor::new(Vec::new());
+            write(&entries, DateTime::default(), &mut z, Some(cache.path())).unwrap();
+            z.into_inner()
+        };
+        let cold = build();
+        // Valid entries compressed another way are hits: the zip changes, its content does not.
+        recache(cache.path(), 1, 0);
+        let other = build();
+        assert_ne!(other, cold, "a valid cache entry was not used");
+        assert_eq!(contents(&other), contents(&cold));
+        // Setuid bits in the cache are no hit: the entry is compressed again.
+        recache(cache.path(), 9, 0o4000);
+        assert_eq!(build(), cold);
+        // Nor is an entry whose data is damaged.
+        for f in fs_err::read_dir(cache.path()).unwrap() {
+            let path = f.unwrap().path();
+            let mut bytes = fs_err::read(&path).unwrap();
+            bytes[40] ^= 0x55;
+            fs_err::write(&path, bytes).unwrap();
+        }
+        assert_eq!(build(), cold);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tempfile::TempPath;
+
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -13,41 +15,59 @@ use crate::gather::collector;
 use crate::manifest::{self, CollectorRecord, LayerInfo, LimitsInfo, Manifest, ManifestEntry, PackageRecord, ZipInfo};
 use crate::model::arch::Arch;
 use crate::model::entry::{Content, Entry};
+use crate::model::lambda;
 use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::TreeFiles;
 use crate::python::{compile, tree};
-use crate::support::fs::{self, Staged};
+use crate::support::cache;
+use crate::support::input;
+use crate::support::outdir::OutDir;
 use crate::support::progress::Progress;
 use crate::verify;
 
 /// One finished zip.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Built {
     pub zip: PathBuf,
+    pub zip_name: String,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
 }
 
-/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
+/// Builds every zip of the plan; nothing lands at an output path unless all of them verified,
+/// and then all of it lands or none (see [`OutDir`]).
 pub(crate) fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
-    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
+    cache::ensure_private(&plan.cache)?;
+    let out = OutDir::open(&plan.out)?;
     let staged: Vec<Outputs> = plan
         .layers
         .par_iter()
-        .map(|layer| stage(plan, layer, progress))
+        .map(|layer| stage(plan, &out, layer, progress))
         .collect::<Result<_>>()?;
-    let mut built = Vec::new();
+    let built: Vec<Built> = staged.iter().map(|s| s.built.clone()).collect();
+    let sums = sha256sums(&plan.out, &built)?;
+    // Zips first, then what describes them: a reader that trusts a manifest or a checksum
+    // file finds the zip it names already in place.
+    let mut files = Vec::new();
+    let mut described = Vec::new();
     for s in staged {
-        s.manifest.commit(&s.built.manifest_path)?;
-        s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
-        s.zip.commit(&s.built.zip)?;
-        built.push(s.built);
+        files.push((s.zip, s.built.zip_name.clone()));
+        described.push((s.manifest, file_name(&s.built.manifest_path)));
+        described.push((s.checksum, file_name(&manifest::checksum_path(&s.built.zip))));
     }
-    write_sha256sums(&plan.out, &built)?;
+    files.extend(described);
+    files.push((out.stage(sums.as_bytes())?, "SHA256SUMS".to_string()));
+    out.commit(files)?;
     Ok(built)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// What a layer's steps gathered.
@@ -91,12 +111,12 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered) -> Result<
 /// Outputs written to temp files in --out, waiting to be renamed into place.
 struct Outputs {
     built: Built,
-    zip: Staged,
-    manifest: Staged,
-    checksum: Staged,
+    zip: TempPath,
+    manifest: TempPath,
+    checksum: TempPath,
 }
 
-fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
+fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
     let arch = layer.arch;
     let failed = || format!("cannot build the {arch} layer");
     let bar = progress.step(format!("{arch}"));
@@ -111,7 +131,8 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
             .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
     );
     bar.set_message("checking");
-    check::check(&got.entries, arch, plan.spec.spec.limits.unzipped_bytes).with_context(failed)?;
+    let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
+    check::check(&got.entries, arch, limit).with_context(failed)?;
 
     bar.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
@@ -127,16 +148,19 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
     let manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
 
     bar.set_message("verifying");
-    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
-        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+    let verified = verify::verify_reader(
+        &zip_path,
+        &mut std::io::Cursor::new(&bytes),
+        bytes.len() as u64,
+        &manifest,
+    )
+    .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
     let outputs = Outputs {
-        zip: fs::stage(&plan.out, &bytes)?,
-        manifest: fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?,
-        checksum: fs::stage(
-            &plan.out,
-            manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes(),
-        )?,
+        zip: out.stage(&bytes)?,
+        manifest: out.stage(manifest::to_json(&manifest).as_bytes())?,
+        checksum: out.stage(manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes())?,
         built: Built {
+            zip_name: layer.zip_name.clone(),
             manifest_path: manifest::manifest_path(&zip_path),
             zip: zip_path,
             manifest,
@@ -179,22 +203,35 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
     }
 }
 
-/// `SHA256SUMS` for every zip in the folder, built now or earlier, sorted by name.
-fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
+/// `SHA256SUMS`: the zips this build wrote, and every other zip in the folder that still has
+/// the hash its own `.sha256` names (a stray or changed zip is left out), sorted by name.
+fn sha256sums(out: &Path, built: &[Built]) -> Result<String> {
     let mut names: Vec<String> = fs_err::read_dir(out)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.ends_with(".zip") && !n.starts_with('.'))
+        .chain(built.iter().map(|b| b.zip_name.clone()))
         .collect();
     names.sort();
+    names.dedup();
     let mut text = String::new();
     for name in names {
-        let hex = match built.iter().find(|b| b.manifest.zip.file == name) {
-            Some(b) => b.manifest.zip.sha256.clone(),
-            None => hex::encode(Sha256::digest(fs_err::read(out.join(&name))?)),
+        let hex = match built.iter().find(|b| b.zip_name == name) {
+            Some(b) => Some(b.manifest.zip.sha256.clone()),
+            None => untouched_hash(out, &name),
         };
-        text.push_str(&manifest::checksum_line(&hex, &name));
+        if let Some(hex) = hex {
+            text.push_str(&manifest::checksum_line(&hex, &name));
+        }
     }
-    fs::write_atomic(&out.join("SHA256SUMS"), text.as_bytes())
+    Ok(text)
+}
+
+/// The zip's hash when its own `.sha256` names exactly that hash.
+fn untouched_hash(out: &Path, name: &str) -> Option<String> {
+    let zip = out.join(name);
+    let want = manifest::read_checksum(&manifest::checksum_path(&zip), name).ok()?;
+    let got = input::sha256_file(&zip).ok()?;
+    (got == want).then_some(got)
 }

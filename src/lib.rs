@@ -35,3 +35,4 @@ mod support;
 mod verify;
 
 pub use cli::{Cli, exit_code, run};
+pub use support::text::terminal_safe;

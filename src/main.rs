@@ -10,7 +10,9 @@ fn main() -> ExitCode {
     match layerbuild::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("layerbuild: {err:#}");
+            // Messages quote entry names, manifest fields and tool output: no escape sequence
+            // in them reaches the terminal.
+            eprintln!("layerbuild: {}", layerbuild::terminal_safe(&format!("{err:#}")));
             layerbuild::exit_code(&err)
         }
     }

@@ -89,7 +89,7 @@ impl Plan {
                 bail!("--python {rt}=...: {rt} is not one of the spec's runtimes");
             }
         }
-        let cache = cache::dir();
+        let cache = cache::dir()?;
         let time = archive::timestamp()?;
         let mut layers = Vec::new();
         for arch in arches {

@@ -695,14 +695,14 @@ fn a_telemetry_subscriber_drains_before_the_freeze() {
 }
 
 #[test]
-fn like_the_rie_nothing_is_delivered_and_the_subscriber_falls_back() {
+fn a_silent_telemetry_api_delivers_nothing_and_the_subscriber_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     let noted = dir.path().join("notes");
     let layer = replace(good_layer(), collector("telemetry", Some(&noted)));
-    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300", "--telemetry", "rie"]);
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300", "--telemetry", "silent"]);
     assert!(ok, "{report:#}\n{}", notes(&noted));
     let run = &report["runs"][0];
-    assert_eq!(run["telemetry"]["mode"], "rie");
+    assert_eq!(run["telemetry"]["mode"], "silent");
     assert_eq!(run["telemetry"]["subscriptions"][0]["delivered_to"], false);
     assert_eq!(run["telemetry"]["deliveries"], 0);
     let noted = notes(&noted);

@@ -2,6 +2,7 @@
 
 pub(crate) mod elf;
 pub(crate) mod rules;
+pub(crate) mod zipcanon;
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,7 @@ use super::input::InputArgs;
 use crate::build;
 use crate::plan::Plan;
 use crate::support::progress::Progress;
+use crate::support::text::terminal_safe;
 
 #[derive(Debug, Args, Clone)]
 pub(super) struct BuildArgs {
@@ -33,7 +34,7 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
     let built = build::run(&plan, &progress)?;
     for b in &built {
         for w in &b.warnings {
-            eprintln!("layerbuild: warning: {w}");
+            eprintln!("layerbuild: warning: {}", terminal_safe(w));
         }
     }
     if args.json {
@@ -75,7 +76,7 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
             );
             println!("  sha256 {}  CodeSha256 {}", m.zip.sha256, m.zip.code_sha256);
             for n in &b.notes {
-                println!("  note: {n}");
+                println!("  note: {}", terminal_safe(n));
             }
         }
     }

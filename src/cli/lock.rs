@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::input::parse_python;
 use crate::model::runtime::Runtime;
+use crate::support::text::terminal_safe;
 
 #[derive(Debug, Args)]
 pub(super) struct LockArgs {
@@ -25,7 +26,7 @@ pub(super) fn run(args: &LockArgs) -> Result<ExitCode> {
         pythons: args.python.clone(),
     })?;
     for w in &locked.warnings {
-        eprintln!("layerbuild: warning: {w}");
+        eprintln!("layerbuild: warning: {}", terminal_safe(w));
     }
     println!(
         "locked {} packages ({} wheels) in {}",

@@ -18,6 +18,7 @@ use crate::python::compile::BytecodePlan;
 use crate::python::fetch;
 use crate::python::select::TreePlan;
 use crate::python::sizes::{self, TreeSizes};
+use crate::support::text::show;
 
 #[derive(Debug, Args)]
 pub(super) struct PlanArgs {
@@ -157,7 +158,7 @@ fn bytecode(b: &BytecodePlan) -> Value {
 fn print_layer(zip: &Value) {
     println!("{} ({})", text(&zip["zip"]), text(&zip["arch"]));
     for step in zip["steps"].as_array().into_iter().flatten() {
-        match text(&step["step"]) {
+        match text(&step["step"]).as_str() {
             "files" => {
                 println!("  files:");
                 for e in step["entries"].as_array().into_iter().flatten() {
@@ -250,11 +251,13 @@ fn print_bytecode(step: &Value) {
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
+/// A value of the plan for the terminal: paths and names come from specs, locks and wheels,
+/// so they are escaped and cut.
+fn text(v: &Value) -> String {
+    show(v.as_str().unwrap_or_default()).to_string()
 }
 
 fn list(v: &Value) -> String {
-    let items: Vec<&str> = v.as_array().into_iter().flatten().map(text).collect();
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
     items.join(", ")
 }

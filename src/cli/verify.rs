@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Args;
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory};
 use serde_json::json;
 
+use crate::support::text::{show, terminal_safe};
 use crate::verify;
 
 #[derive(Debug, Args)]
@@ -26,10 +28,19 @@ pub(super) struct VerifyArgs {
 }
 
 pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
+    if args.manifest.is_some() && args.zips.len() > 1 {
+        // A usage error like clap's own: exit 2.
+        super::Cli::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                "--manifest names one manifest: verify one zip at a time with it",
+            )
+            .exit();
+    }
     let results = verify::run(&args.zips, args.manifest.as_deref())?;
     for (_, v) in &results {
         for w in &v.warnings {
-            eprintln!("layerbuild: warning: {w}");
+            eprintln!("layerbuild: warning: {}", terminal_safe(w));
         }
     }
     if args.json {
@@ -42,7 +53,7 @@ pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
         for (z, v) in &results {
             println!(
                 "ok {} ({} entries, {} bytes, sha256 {})",
-                z.display(),
+                show(&z.display().to_string()),
                 v.entries,
                 v.size,
                 v.sha256

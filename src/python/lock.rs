@@ -15,6 +15,7 @@ use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
+use crate::support::input;
 use crate::support::usage::usage;
 
 #[derive(Debug, Clone)]
@@ -184,7 +185,7 @@ pub(crate) fn run(input: &LockInput) -> Result<Summary> {
         )
     })?;
     let req_path = loaded.resolve(req_rel);
-    let req_text = fs_err::read_to_string(&req_path)?;
+    let req_text = input::read_to_string(&req_path, input::LOCK_CAP, "requirements file")?;
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
     let arches = loaded.architectures();
     let runtimes = &loaded.spec.runtimes;
@@ -223,7 +224,8 @@ fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>)
         }
     }
     let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
-    let cache = crate::support::cache::dir();
+    let cache = crate::support::cache::dir()?;
+    crate::support::cache::ensure_private(&cache)?;
     let mut resolvers = BTreeMap::new();
     for &rt in &loaded.spec.runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {

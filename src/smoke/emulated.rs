@@ -35,7 +35,12 @@ pub(crate) fn interpreter(rt: Runtime, arch: Arch, qemu: &Path, work: &Path) -> 
     let cpu = cpu_model(qemu, arch);
     let emulator = bin.join(format!("qemu-{}", arch.wheel_machine()));
     write_script(&emulator, &run_under(qemu, cpu, &[])).map_err(io)?;
-    let cache = crate::support::cache::dir();
+    let cache = crate::support::cache::dir()
+        .and_then(|c| crate::support::cache::ensure_private(&c).map(|()| c))
+        .map_err(|e| RootError::Io {
+            path: std::path::PathBuf::from("the layerbuild cache"),
+            what: format!("{e:#}"),
+        })?;
     let how = Prepare::here(&cache, arch, Some(&emulator));
     if let Some(suite) = arm64_root::suite_for(rt)
         && !arm64_root::cache_dir(&cache, suite, arch).exists()

@@ -37,6 +37,7 @@ use report::{Report, RunReport, render};
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::support::proctree;
 use crate::support::usage::usage;
 use layer_dir::Layer;
 use options::Round;
@@ -85,7 +86,8 @@ pub fn command(args: &SmokeArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        // The report quotes the layer's own output and errors: printed terminal-safe.
+        print!("{}", crate::support::text::terminal_safe(&render(&report)));
     }
     Ok(if report.passed {
         ExitCode::SUCCESS
@@ -101,6 +103,13 @@ fn host_arch() -> Result<Arch, SmokeError> {
 /// Runs the layer as the flags say and reports; an error only when nothing could run at all.
 fn run(args: &SmokeArgs) -> Result<Report, SmokeError> {
     let host = host_arch()?;
+    // Processes the layer's programs orphan (a daemon an extension starts with setsid) come
+    // back to smoke instead of init, so each run can end them.
+    if let Err(e) = proctree::become_subreaper() {
+        eprintln!(
+            "layerbuild: warning: cannot adopt orphaned processes ({e}): a daemon an extension starts may outlive smoke"
+        );
+    }
     let layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
     let arch = layer_arch(&layer, args.arch, host)?;
     let ctx = Ctx {

@@ -38,8 +38,10 @@ pub enum TelemetryChoice {
     /// As Lambda: subscriptions are checked, platform.start, platform.runtimeDone and
     /// platform.report are posted to the extension's listener.
     Lambda,
-    /// As AWS's Runtime Interface Emulator: any subscription gets 200 `{}` and nothing is delivered.
-    Rie,
+    /// Accepting but silent: any subscription gets 200 `{}` and nothing is ever delivered.
+    Silent,
+    /// As AWS's Runtime Interface Emulator: 202 `Telemetry.NotSupported` to any subscription.
+    Unsupported,
 }
 
 /// Run a layer through a local Lambda cold start and warm invocations, freezing the sandbox after
@@ -123,7 +125,8 @@ impl SmokeArgs {
     pub(crate) fn telemetry_mode(&self) -> TelemetryMode {
         match self.telemetry {
             TelemetryChoice::Lambda => TelemetryMode::Lambda,
-            TelemetryChoice::Rie => TelemetryMode::Rie,
+            TelemetryChoice::Silent => TelemetryMode::Silent,
+            TelemetryChoice::Unsupported => TelemetryMode::Unsupported,
         }
     }
 
@@ -186,6 +189,10 @@ mod tests {
         // No warm invocations still checks the late backend once; no late rounds when 0.
         assert_eq!(delays(&args(&["--warm-invokes", "0"])), [(true, 0), (false, 300)]);
         assert_eq!(delays(&args(&["--late-backend-ms", "0"])), [(true, 0), (false, 0)]);
-        assert_eq!(args(&["--telemetry", "rie"]).telemetry_mode(), TelemetryMode::Rie);
+        assert_eq!(args(&["--telemetry", "silent"]).telemetry_mode(), TelemetryMode::Silent);
+        assert_eq!(
+            args(&["--telemetry", "unsupported"]).telemetry_mode(),
+            TelemetryMode::Unsupported
+        );
     }
 }

@@ -61,7 +61,11 @@ impl Interp {
 
 /// The interpreter for `rt`, found by the crate's one finder (PATH, then version managers).
 pub(crate) fn find_python(rt: Runtime, work: &Path) -> Result<Interp, String> {
-    let sources = interpreter::Sources::new(None, None, Some(crate::support::cache::dir()));
+    // Without a usable cache folder the probe simply runs Python every time.
+    let cache = crate::support::cache::dir()
+        .ok()
+        .filter(|c| crate::support::cache::ensure_private(c).is_ok());
+    let sources = interpreter::Sources::new(None, None, cache);
     let found = interpreter::find(rt, &sources).map_err(|e| format!("{e}; pass --python PATH"))?;
     runtime_bin(rt, &found.executable, work)
 }
@@ -120,7 +124,9 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
         None => format!("python{}", interp.runtime.dotted()),
         Some(f) => format!("python{}-{}", interp.runtime.dotted(), f.arch.wheel_machine()),
     };
-    let dir = crate::support::cache::dir().join("smoke").join(target).join(name);
+    let cache = crate::support::cache::dir()?;
+    crate::support::cache::ensure_private(&cache)?;
+    let dir = cache.join("smoke").join(target).join(name);
     let marker = dir.join(".layerbuild-complete");
     if marker.exists() && fs_err::read_to_string(&marker).unwrap_or_default().trim() == requirement {
         return Ok(dir);

@@ -52,7 +52,7 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
     stage.slowdown = interp.slowdown();
     native_env(&mut stage, interp, prep);
     let failure = native_lifecycle(ctx, interp, &mut stage, &mut r, rounds, hold, deadline).err();
-    let (st, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode());
+    let (st, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode(), deadline);
     let cold_answered = r
         .request_id
         .as_deref()
@@ -168,8 +168,8 @@ fn record_cold(r: &mut RunReport, st: &State, id: &str, started_us: u64) {
 }
 
 /// Shuts the run down and fills in what every run reports: extensions, telemetry, spans.
-fn finish(stage: &mut Stage, r: &mut RunReport, mode: TelemetryMode) -> (State, Received) {
-    stage.shutdown(&mut r.notes);
+fn finish(stage: &mut Stage, r: &mut RunReport, mode: TelemetryMode, deadline: Instant) -> (State, Received) {
+    stage.shutdown(&mut r.notes, deadline);
     let st = stage.emulator.snapshot();
     r.extensions = stage.extension_reports(&st);
     r.telemetry = telemetry_report(&st, mode);
@@ -198,7 +198,8 @@ fn telemetry_report(st: &State, mode: TelemetryMode) -> TelemetryReport {
     TelemetryReport {
         mode: match mode {
             TelemetryMode::Lambda => "lambda",
-            TelemetryMode::Rie => "rie",
+            TelemetryMode::Silent => "silent",
+            TelemetryMode::Unsupported => "unsupported",
         }
         .into(),
         subscriptions: st
@@ -302,7 +303,7 @@ pub(crate) fn run_emulated(ctx: &Ctx, qemu: &Path, arch: Arch, rounds: &[Round],
         }
     };
     let failure = emulated_lifecycle(ctx, qemu, &mut stage, &mut r, rounds, hold, deadline).err();
-    let (_, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode());
+    let (_, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode(), deadline);
     if let Some(id) = r.request_id.as_deref() {
         let through = !invocation_spans(&got, id).is_empty();
         r.checks.push(Check::new(

@@ -15,6 +15,7 @@ use crate::check::elf;
 use crate::manifest::CollectorRecord;
 use crate::model::arch::{Arch, elf_machine_name};
 use crate::spec::SourceKind;
+use crate::support::input;
 
 pub(crate) struct Collector {
     pub data: Arc<[u8]>,
@@ -41,8 +42,9 @@ pub(crate) fn gather(
     let label = describe(source, spec_dir);
     let (data, module_version): (Arc<[u8]>, Option<String>) = match source {
         SourceKind::Path(p) => {
-            let data = fs_err::read(spec_dir.join(p))
-                .context("the collector binary is missing: build it or fix the collector path in the spec")?;
+            let data = input::read(&spec_dir.join(p), input::FILE_CAP, "collector").context(
+                "the collector binary is missing or unreadable: build it or fix the collector path in the spec",
+            )?;
             (data.into(), None)
         }
         SourceKind::Zip { zip, sha256, member } => (zip::member(&spec_dir.join(zip), sha256, member)?, None),
