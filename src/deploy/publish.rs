@@ -11,24 +11,21 @@ use super::upload::{self, Grant, Local};
 use super::{DeployError, PublishArgs};
 use crate::manifest;
 use crate::model::arch::Arch;
+use crate::model::lambda::ZIPPED_DIRECT_BYTES;
 use crate::support::usage::usage;
 use crate::verify;
-
-/// Lambda's limit for a zip sent in the PublishLayerVersion request itself (50 MB); larger ones
-/// must come from S3. This is `CodeSizeZipped` of GetAccountSettings.
-pub(crate) const DIRECT_UPLOAD_LIMIT: u64 = 52_428_800;
 
 pub(crate) fn command(args: &PublishArgs) -> Result<ExitCode> {
     let (zips, out_dir) = inputs(args)?;
     verify::run(&zips, None).context("refusing to publish: a zip failed verification, nothing was uploaded")?;
     let layers = local_layers(args, &zips)?;
     if args.s3_bucket.is_none()
-        && let Some(big) = layers.iter().find(|l| l.size > DIRECT_UPLOAD_LIMIT)
+        && let Some(big) = layers.iter().find(|l| l.size > ZIPPED_DIRECT_BYTES)
     {
         return Err(DeployError::TooLargeForDirectUpload {
             zip: big.zip.display().to_string(),
             size: big.size,
-            limit: DIRECT_UPLOAD_LIMIT,
+            limit: ZIPPED_DIRECT_BYTES,
         }
         .into());
     }
@@ -187,7 +184,7 @@ async fn publish_all(args: &PublishArgs, layers: &[Local], grants: &[Grant]) -> 
             .as_ref()
             .map(|b| (aws.s3(region), b.replace("{region}", region)));
         for layer in layers {
-            let staged = s3.as_ref().filter(|_| layer.size > DIRECT_UPLOAD_LIMIT);
+            let staged = s3.as_ref().filter(|_| layer.size > ZIPPED_DIRECT_BYTES);
             let step = upload::Step {
                 lambda: &lambda,
                 s3: staged.map(|(c, b)| (c, b.as_str())),

@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{self, Manifest, format_mode};
+use crate::model::lambda;
+use crate::support::input;
 
 /// One layer as `diff` sees it; `None` where the input cannot tell.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +60,8 @@ pub(crate) fn load(path: &Path) -> Result<Summary> {
     if path.extension().is_some_and(|e| e == "json") {
         return Ok(from_manifest(&manifest::read(path)?));
     }
-    let bytes = fs_err::read(path)?;
+    // A layer zip is never bigger than what it unpacks to, which Lambda caps.
+    let bytes = input::read(path, lambda::UNZIPPED_BYTES, "layer zip")?;
     let sha = hex::encode(Sha256::digest(&bytes));
     let beside = manifest::manifest_path(path);
     let mut notes = Vec::new();
@@ -142,10 +145,21 @@ fn from_zip(path: &Path, bytes: &[u8]) -> Result<Summary> {
             );
             continue;
         }
-        let mut data = Vec::new();
-        f.read_to_end(&mut data)
+        // Read no further than Lambda's unzipped limit, whatever the entry declares.
+        let room = lambda::UNZIPPED_BYTES - s.unzipped;
+        let mut data = Vec::with_capacity(input::capacity(f.size(), room));
+        (&mut f)
+            .take(room + 1)
+            .read_to_end(&mut data)
             .with_context(|| format!("{}: entry `{name}` cannot be read: the zip is damaged", path.display()))?;
         s.unzipped += data.len() as u64;
+        if s.unzipped > lambda::UNZIPPED_BYTES {
+            bail!(
+                "{}: unpacks to more than Lambda's {} bytes: not a layer Lambda would take",
+                path.display(),
+                lambda::UNZIPPED_BYTES
+            );
+        }
         let sha256 = hex::encode(Sha256::digest(&data));
         if name == "extensions/collector" {
             s.collector = Some(Collector {
