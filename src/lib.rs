@@ -16,12 +16,14 @@
 //! ```
 //!
 //! `model` holds the types every stage shares (architecture, runtime, layer entry), `support`
-//! the plumbing (cache folder, atomic writes, progress). `smoke` runs a finished layer.
+//! the plumbing (cache folder, atomic writes, progress). `smoke` runs a finished layer;
+//! `deploy` publishes it, attaches it to a function, and diffs two layers.
 
 mod archive;
 mod build;
 mod check;
 mod cli;
+mod deploy;
 mod gather;
 mod manifest;
 mod model;

@@ -60,18 +60,26 @@ enum Command {
         #[command(subcommand)]
         command: cache::CacheCommand,
     },
+    /// Publish verified zips as Lambda layer versions, reusing a version that already holds the zip.
+    #[cfg(feature = "publish")]
+    Publish(crate::deploy::PublishArgs),
+    /// Put a layer version on a function, replacing its older version, keeping everything else.
+    #[cfg(feature = "publish")]
+    Attach(crate::deploy::AttachArgs),
+    /// Compare two layers (zips or manifests): packages, collector, entries, sizes.
+    Diff(crate::deploy::DiffArgs),
 }
 
 /// Runs the command the flags name.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    // Commands that fill the cache hold it, so that `cache clean` waits for them. plan and
-    // verify only read; cache manages it.
+    // Commands that fill the cache hold it, so that `cache clean` waits for them. The others
+    // (plan, verify, cache itself, and publish, attach and diff) never write to it.
     let _hold = match &cli.command {
         None | Some(Command::Build(_) | Command::Lock(_) | Command::Smoke(_)) => {
             let root = crate::support::cache::dir()?;
             Some(crate::support::cache::hold(&root)?)
         }
-        Some(Command::Plan(_) | Command::Verify(_) | Command::Cache { .. }) => None,
+        Some(_) => None,
     };
     let progress = cli.progress;
     match cli.command {
@@ -82,6 +90,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Smoke(args)) => crate::smoke::command(&args, progress),
         Some(Command::Lock(args)) => lock::run(&args, progress),
         Some(Command::Cache { command }) => cache::run(&command),
+        #[cfg(feature = "publish")]
+        Some(Command::Publish(args)) => crate::deploy::publish(&args),
+        #[cfg(feature = "publish")]
+        Some(Command::Attach(args)) => crate::deploy::attach(&args),
+        Some(Command::Diff(args)) => crate::deploy::diff(&args),
     }
 }
 
