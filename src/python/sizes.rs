@@ -8,7 +8,9 @@ use std::path::Path;
 
 use super::fetch;
 use super::select::TreePlan;
+use crate::check::zipcanon;
 use crate::model::runtime::Runtime;
+use crate::support::input;
 
 /// Checked-hash `.pyc` bytes per `.py` byte, measured on the 1.20.0 set (7.8 MB of `.py`):
 /// 0.77 for 3.8 and 3.9, 0.79 for 3.10, 1.22 for 3.11 (its wider bytecode and exception
@@ -29,16 +31,17 @@ pub(crate) struct Unpacked {
     pub py_bytes: u64,
 }
 
-/// Reads a wheel's central directory: no member is decompressed.
+/// Reads a wheel's central directory: no member is decompressed. Only a regular file that is
+/// one unambiguous archive counts (a cache entry is not trusted to be either); sizes saturate.
 pub(crate) fn unpacked(wheel: &Path) -> Option<Unpacked> {
-    let file = std::fs::File::open(wheel).ok()?;
-    let mut zip = zip::ZipArchive::new(file).ok()?;
+    let mut file = input::open_regular(wheel).ok()?;
+    let len = file.metadata().ok()?.len();
+    let entries = zipcanon::scan(&mut file, len).ok()?;
     let mut u = Unpacked::default();
-    for i in 0..zip.len() {
-        let entry = zip.by_index_raw(i).ok()?;
-        u.bytes += entry.size();
-        if entry.name().is_ok_and(|n| n.ends_with(".py")) {
-            u.py_bytes += entry.size();
+    for e in &entries {
+        u.bytes = u.bytes.saturating_add(e.size);
+        if e.name.ends_with(b".py") {
+            u.py_bytes = u.py_bytes.saturating_add(e.size);
         }
     }
     Some(u)

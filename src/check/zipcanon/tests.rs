@@ -1,3 +1,5 @@
+//! Unit tests of the zip structure check: honest zips pass, each kind of ambiguity is named.
+
 use std::io::{Cursor, Write};
 
 use zip::write::SimpleFileOptions;

@@ -1,3 +1,5 @@
+//! Unit tests of the cache rules: where it lives, that it is private, that reads are checked.
+
 use std::ffi::OsString;
 
 use super::*;

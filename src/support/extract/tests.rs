@@ -1,3 +1,5 @@
+//! Unit tests of the safe unpacking: modes, links, special bits, caps, declared sizes.
+
 use std::io::Cursor;
 
 use zip::write::SimpleFileOptions;

@@ -1,3 +1,5 @@
+//! Unit tests of the output transaction: commit, rollback, recovery, stale files, the lock.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
