@@ -1,20 +1,28 @@
 # Entry points for people and CI. `make test` is the whole test suite (see README.md).
 SHELL := /bin/bash
 CARGO ?= cargo
-LAYERBUILD := target/debug/layerbuild
+# One profile for everything: the quick start's `cargo run --release`, the tests, the install
+# check and the benchmarks share one set of compiled dependencies in target/release.
+PROFILE := --release
+LAYERBUILD := target/release/layerbuild
 X86_ZIP := dist/aws-otel-python-amd64-ver-1-20-0.zip
 ARM_ZIP := dist/aws-otel-python-arm64-ver-1-20-0.zip
 # The layer this machine can run natively (the RIE tests run it; the other one is used
 # for its wrong-architecture collector).
 HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(ARM_ZIP),$(X86_ZIP))
+# The layer for the runtimes Lambda offers today, python3.10 to python3.13.
+EXAMPLE := examples/python3.10-3.13/layer.yaml
+EX_X86_ZIP := dist/example/aws-otel-python-py310-313-amd64-ver-1-20-0.zip
+EX_ARM_ZIP := dist/example/aws-otel-python-py310-313-arm64-ver-1-20-0.zip
 
-.PHONY: test provision lint rust-test layers python-test rie smoke bench clean
+.PHONY: test provision lint rust-test layers install-check python-test rie smoke example bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
-## Python tests of the wrapper and shim, the layer under AWS's Runtime Interface Emulator,
-## and the smoke run of both layers.
-test: provision lint layers rust-test python-test rie smoke
+## install as the README gives it, the Python tests of the wrapper and shim, the layer under
+## AWS's Runtime Interface Emulator, the smoke run of both layers, and the python3.10-3.13
+## example built and smoked.
+test: provision lint layers rust-test install-check python-test rie smoke example
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 ## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
@@ -25,29 +33,51 @@ provision:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
 
 rust-test: layers
-	$(CARGO) test -- --include-ignored
+	$(CARGO) test $(PROFILE) -- --include-ignored
 
 ## The default layer for both architectures, from layer.yaml.
 layers:
-	$(CARGO) build
+	$(CARGO) build $(PROFILE)
 	$(LAYERBUILD) --out dist
 	$(LAYERBUILD) verify $(X86_ZIP) $(ARM_ZIP)
 
+## The README's install command, into a temp root: it must build from the lock alone and give
+## a working binary. CARGO_TARGET_DIR makes it reuse the release build above instead of
+## compiling everything again in a temp folder.
+install-check: layers
+	root=$$(mktemp -d) && trap 'rm -rf "$$root"' EXIT && \
+	CARGO_TARGET_DIR="$(CURDIR)/target" $(CARGO) install --locked --path . --root "$$root" --quiet && \
+	"$$root/bin/layerbuild" --version
+
 python-test: layers
-	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) python3 -m pytest tests/python -q -rs
+	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) LAYERBUILD_BIN=$(CURDIR)/$(LAYERBUILD) python3 -m pytest tests/python -q -rs
 
 ## The default layer under AWS's Runtime Interface Emulator in private namespaces, with
 ## moto's X-Ray and S3, on python3.9 and python3.8 (needs root; see README.md).
 rie: layers
 	LAYERBUILD_RIE_ZIP=$(HOST_ZIP) python3 -m pytest tests/rie -q -rsxX
 
-## A local Lambda cold start and invocation of each layer (arm64: under qemu-user).
+## A local Lambda cold start and invocations of each layer. The other architecture's layer
+## runs under qemu-user with a Debian root's CPython (python3.9; 3.8 is checked statically),
+## prepared once with debootstrap and kept in the cache.
 smoke: layers
 	$(LAYERBUILD) smoke $(X86_ZIP)
-	$(LAYERBUILD) smoke $(ARM_ZIP)
+	$(LAYERBUILD) smoke $(ARM_ZIP) --foreign-python require
+
+## The python3.10-3.13 layer: built, verified, and smoked on every runtime this host can run:
+## natively under each interpreter found (pyenv's here), and the other architecture under
+## qemu-user with Debian's 3.11 (bookworm) and 3.13 (trixie); 3.10 and 3.12, which no Debian
+## suite has, are checked statically.
+example:
+	$(CARGO) build $(PROFILE)
+	$(LAYERBUILD) --spec $(EXAMPLE) --out dist/example
+	$(LAYERBUILD) verify $(EX_X86_ZIP) $(EX_ARM_ZIP)
+	$(LAYERBUILD) plan --spec $(EXAMPLE) | grep -A6 'python size' | head -14
+	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
+	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
 
 bench:
 	python3 bench/bench.py

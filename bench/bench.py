@@ -189,6 +189,27 @@ def warm_latency(target):
     return warm, before
 
 
+# A backend that never answers within the run: the receiver holds every post for a minute.
+UNREACHABLE_MS = 60000
+# Lambda's default function timeout: the invoke phase (response, then the extensions' work up to
+# the freeze) must end within it.
+LAMBDA_DEFAULT_TIMEOUT_MS = 3000
+
+
+def unreachable_backend(target):
+    """Warm invokes with a backend that never answers: response latency, and the whole invoke
+    phase (response plus the extensions' time before the freeze) against Lambda's 3 s timeout."""
+    report = smoke(target, "--warm-invokes", "3", "--late-backend-ms", str(UNREACHABLE_MS),
+                   "--freeze-ms", "100")
+    rounds = [inv for inv in report["runs"][0]["invocations"]
+              if not inv["cold"] and inv["backend_delay_ms"] == UNREACHABLE_MS]
+    if not rounds or any(inv["invoke_ms"] is None or inv["frozen_after_response_ms"] is None
+                         for inv in rounds):
+        raise SystemExit(f"bench: an invocation with the backend unreachable never ended: {rounds}")
+    return [inv["invoke_ms"] for inv in rounds], [inv["invoke_ms"] + inv["frozen_after_response_ms"]
+                                                  for inv in rounds]
+
+
 def cold_starts(targets):
     """Cold starts of each layer, taken in alternating blocks: this machine's speed drifts over
     minutes, and alternating puts the drift on every layer alike instead of on whichever ran last."""
@@ -249,6 +270,11 @@ def main():
     print(f"  backend {LATE_BACKEND_MS} ms late:      median {late:6d} ms, min {min(warm['backend_late'])} ms; "
           f"spans before the freeze {before[LATE_BACKEND_MS][0]}/{before[LATE_BACKEND_MS][1]}")
     print(f"  difference: {late - at_once:+d} ms  (target <= 10 ms, with every invocation's spans before the freeze)")
+    response, phase = unreachable_backend([str(ours_zip)])
+    over = sum(ms > LAMBDA_DEFAULT_TIMEOUT_MS for ms in phase)
+    print(f"  backend unreachable:      median {statistics.median(response):6.0f} ms response; invoke phase "
+          f"(response to freeze) max {max(phase)} ms; {over} of {len(phase)} over Lambda's default "
+          f"{LAMBDA_DEFAULT_TIMEOUT_MS} ms timeout  (target: none)")
     for arch in ARCHES:
         name = "amd64" if arch == "x86_64" else "arm64"
         m = json.loads((WORK / "ours" / f"aws-otel-python-{name}-ver-1-20-0.manifest.json").read_text())

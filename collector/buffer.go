@@ -30,6 +30,7 @@ type exportBuffer struct {
 	holding bool
 	queue   []send
 	dropped int
+	wake    chan struct{} // nil unless exported in the background: signalled per held batch
 }
 
 func newExportBuffer() *exportBuffer { return &exportBuffer{} }
@@ -46,8 +47,25 @@ func (b *exportBuffer) consume(ctx context.Context, s send) error {
 		b.dropped++
 	}
 	b.queue = append(b.queue, s)
+	if b.wake != nil {
+		select {
+		case b.wake <- struct{}{}:
+		default: // a signal is already pending: the drainer will see this batch too
+		}
+	}
 	b.mu.Unlock()
 	return nil
+}
+
+// wakeOnHold returns a channel signalled whenever a batch is held, for a drainer that
+// runs in the background.
+func (b *exportBuffer) wakeOnHold() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	return b.wake
 }
 
 // setHolding switches between holding batches (true) and sending them synchronously.
@@ -98,34 +116,47 @@ func (b *exportBuffer) requeue(s send) {
 	b.mu.Unlock()
 }
 
-// drain sends held batches, oldest first, until none is left or ctx ends. A send cut
-// short by ctx goes back to the queue; a send that fails on its own is dropped (the
-// exporter has logged why). It returns the number of batches delivered.
-func (b *exportBuffer) drain(ctx context.Context) int {
+// drain sends held batches, oldest first, drainWorkers at a time, until none is left
+// or ctx ends. A send cut short by ctx goes back to the queue; a send that fails on its
+// own is dropped (the exporter has logged why). A signal on more (nil: none) starts
+// batches held since without waiting for the sends under way. It returns the number of
+// batches delivered.
+func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
 	var (
 		wg        sync.WaitGroup
 		delivered atomic.Int64
+		running   int
 	)
-	slots := make(chan struct{}, drainWorkers)
+	// One token per finished send; never more than drainWorkers are pending.
+	finished := make(chan struct{}, drainWorkers)
 	for ctx.Err() == nil {
-		s, ok := b.pop()
-		if !ok {
-			// Sends still running may hand batches back, and the SDK may add some.
-			if !waitFor(ctx, &wg, 0) || b.held() == 0 {
-				break
+		if running == drainWorkers {
+			select {
+			case <-finished:
+				running--
+			case <-ctx.Done():
 			}
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			b.requeue(s)
+		s, ok := b.pop()
+		if !ok {
+			if running == 0 {
+				break
+			}
+			// Sends still running may hand batches back, and the SDK may add some.
+			select {
+			case <-finished:
+				running--
+			case <-more:
+			case <-ctx.Done():
+			}
 			continue
 		}
+		running++
+		// The WaitGroup is only waited on once the loop is over: Add never races a Wait.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
 			err := s(ctx)
 			switch {
 			case err == nil:
@@ -133,6 +164,7 @@ func (b *exportBuffer) drain(ctx context.Context) int {
 			case ctx.Err() != nil:
 				b.requeue(s)
 			}
+			finished <- struct{}{}
 		}()
 	}
 	// Sends honour ctx; give the ones it cut short a moment to hand their batch back.

@@ -3,8 +3,9 @@ package main
 
 // Extensions API 2020-01-01: register under the executable's file name, subscribe to
 // platform events (Telemetry API), start the collector, then loop on event/next. After
-// each INVOKE the lifecycle holds event/next until the invocation's data has left;
-// SHUTDOWN (or SIGTERM/SIGINT) sends what is left, stops the collector and exits 0.
+// each INVOKE the lifecycle holds event/next until the invocation's data has left (where
+// nothing freezes, as under AWS's RIE, it sends in the background instead); SHUTDOWN
+// (or SIGTERM/SIGINT) sends what is left, stops the collector and exits 0.
 
 import (
 	"context"
@@ -62,7 +63,9 @@ func runExtension(set otelcol.CollectorSettings, buf *exportBuffer, src configSo
 }
 
 // startTelemetry subscribes to platform events; without them (no listener, refused
-// subscription) batches are sent synchronously, as before the Telemetry API existed.
+// subscription) batches are sent synchronously, as before the Telemetry API existed,
+// except where the answer is the emulator's Telemetry.NotSupported: no freeze comes,
+// so batches go out in the background.
 func startTelemetry(c *extensionClient, es extensionSettings, lc *lifecycle) *telemetryListener {
 	events := newInvokeEvents()
 	tl, err := listenTelemetry(es.listenerHost, es.listenerPort, events)
@@ -70,7 +73,17 @@ func startTelemetry(c *extensionClient, es extensionSettings, lc *lifecycle) *te
 		logger.Warnf("cannot listen for Telemetry API events (%v); exporting synchronously", err)
 		return nil
 	}
-	if err := c.subscribeTelemetry(context.Background(), tl.uri); err != nil {
+	err = c.subscribeTelemetry(context.Background(), tl.uri)
+	if errors.Is(err, errTelemetryNotSupported) {
+		tl.close()
+		logger.Infof("the Telemetry API answered %s, as AWS's Runtime Interface Emulator does, whose "+
+			"sandbox is never frozen: export path \"no freeze\": event/next right after each INVOKE, "+
+			"batches exported in the background, what is left sent at SHUTDOWN", notSupportedType)
+		lc.background = startBackgroundExport(lc.buf)
+		lc.buf.setHolding(true)
+		return nil
+	}
+	if err != nil {
 		tl.close()
 		logger.Warnf("Telemetry API subscription refused (%v); exporting synchronously", err)
 		return nil

@@ -102,9 +102,33 @@ func (c *extensionClient) subscribeTelemetry(ctx context.Context, uri string) er
 		return err
 	}
 	defer resp.Body.Close()
-	// 202 is how Lambda says the Telemetry API is not available here.
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("PUT /2022-07-01/telemetry: %s", resp.Status)
+	if resp.StatusCode == http.StatusOK {
+		return nil
 	}
-	return nil
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if telemetryNotSupported(resp.StatusCode, answer) {
+		return errTelemetryNotSupported
+	}
+	// Any other answer, a 202 without that error type included, is an ordinary refusal.
+	return fmt.Errorf("PUT /2022-07-01/telemetry: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
+}
+
+// errTelemetryNotSupported is AWS's Runtime Interface Emulator saying it has no
+// Telemetry API: its stub answers every subscription with 202 and this error type.
+var errTelemetryNotSupported = errors.New("PUT /2022-07-01/telemetry: 202 Accepted: " + notSupportedType)
+
+const notSupportedType = "Telemetry.NotSupported"
+
+// telemetryNotSupported matches the emulator's answer exactly: status 202 and a JSON
+// error whose errorType is Telemetry.NotSupported. Nothing looser counts: the
+// lifecycle takes this answer to mean a sandbox that never freezes (the emulator's
+// Freeze does nothing), where held data may still be unsent at event/next.
+func telemetryNotSupported(status int, body []byte) bool {
+	if status != http.StatusAccepted {
+		return false
+	}
+	var e struct {
+		ErrorType string `json:"errorType"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.ErrorType == notSupportedType
 }

@@ -25,7 +25,8 @@ import (
 type fakeLambda struct {
 	t          *testing.T
 	srv        *httptest.Server
-	subscribe  int // status for PUT /telemetry; 0: 200 with {}
+	subscribe  int    // status for PUT /telemetry; 0: 200 with {}
+	subBody    string // body of that answer when subscribe is set
 	backend    *fakeBackend
 	events     chan string
 	mu         sync.Mutex
@@ -70,7 +71,11 @@ func (f *fakeLambda) serve(w http.ResponseWriter, r *http.Request) {
 		f.listener = req.Destination.URI
 		f.mu.Unlock()
 		if f.subscribe != 0 {
+			if f.subBody != "" {
+				w.Header().Set("Content-Type", "application/json")
+			}
 			w.WriteHeader(f.subscribe)
+			w.Write([]byte(f.subBody))
 			return
 		}
 		w.Write([]byte(`{}`))
@@ -144,12 +149,14 @@ func (f *fakeLambda) errorReports() []string {
 }
 
 // fakeBackend is an OTLP/HTTP endpoint that answers after delay; it counts requests
-// when they arrive, which is when the data has reached the receiver.
+// when they arrive, which is when the data has reached the receiver, and again when
+// it answers, which is when the exporter's send completes.
 type fakeBackend struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	delay time.Duration
-	count int
+	srv      *httptest.Server
+	mu       sync.Mutex
+	delay    time.Duration
+	count    int
+	answered int
 }
 
 func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
@@ -165,6 +172,9 @@ func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
 		case <-r.Context().Done():
 			return
 		}
+		b.mu.Lock()
+		b.answered++
+		b.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -176,6 +186,22 @@ func (b *fakeBackend) received() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
+}
+
+func (b *fakeBackend) answers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.answered
+}
+
+// waitReceived polls until the backend has received n requests or within has passed.
+func (b *fakeBackend) waitReceived(n int, within time.Duration) bool {
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if b.received() >= n {
+			return true
+		}
+	}
+	return b.received() >= n
 }
 
 func (b *fakeBackend) setDelay(d time.Duration) {

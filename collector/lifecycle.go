@@ -9,8 +9,8 @@ import (
 var (
 	// startWait bounds the wait for an invocation's platform.start. Lambda delivers
 	// platform events in batches every 25 ms (the subscription's buffering), so a
-	// second without one means this Telemetry API delivers nothing (AWS's RIE answers
-	// the subscription and never sends an event); then export turns synchronous.
+	// second without one means this Telemetry API delivers nothing (an emulator that
+	// accepts the subscription and never sends an event); then export turns synchronous.
 	startWait = time.Second
 	// deadlineMargin keeps event/next ahead of the invocation's deadline: Lambda times
 	// out an invocation whose extensions have not asked for the next event by then.
@@ -29,11 +29,17 @@ type lifecycle struct {
 	events       *invokeEvents // nil when there is no Telemetry API: batches go out synchronously
 	drainTimeout time.Duration
 	syncForGood  bool // the Telemetry API proved unusable: synchronous export until the end
+	// background is set on the "no freeze" path (the Telemetry API answered
+	// Telemetry.NotSupported): batches leave as they come, event/next waits for nothing.
+	background *backgroundExport
 }
 
 // afterInvoke returns when the extension may ask for the next event: the runtime has
 // finished the invocation and what it sent has been delivered, or time is up.
 func (l *lifecycle) afterInvoke(ev extensionEvent) {
+	if l.background != nil {
+		return
+	}
 	deadline := time.Now().Add(noDeadline)
 	if ev.DeadlineMs > 0 {
 		deadline = time.UnixMilli(ev.DeadlineMs).Add(-deadlineMargin)
@@ -86,9 +92,14 @@ func (l *lifecycle) waitEvent(requestID string, by time.Time, want func(requestS
 
 // atShutdown sends everything left, leaving time before deadline to stop the collector.
 func (l *lifecycle) atShutdown(deadline time.Time) {
+	until := deadline.Add(-shutdownReserve)
 	l.buf.setHolding(false)
+	if l.background != nil {
+		// Its sends under way finish rather than start over in the drain below.
+		l.background.stop(until)
+	}
 	if l.buf.held() > 0 {
-		l.drain(deadline.Add(-shutdownReserve), "at SHUTDOWN", "they are lost")
+		l.drain(until, "at SHUTDOWN", "they are lost")
 	}
 }
 
@@ -97,13 +108,18 @@ func (l *lifecycle) drain(until time.Time, when, leftFate string) {
 	ctx, cancel := context.WithDeadline(context.Background(), until)
 	defer cancel()
 	begin := time.Now()
-	sent := l.buf.drain(ctx)
+	sent := l.buf.drain(ctx, nil)
 	logger.Debugf("%s: sent %d batch(es) in %v", when, sent, time.Since(begin).Round(time.Millisecond))
-	if n := l.buf.takeDropped(); n > 0 {
-		logger.Warnf("dropped the %d oldest unsent batch(es): more than %d were waiting", n, maxHeld)
-	}
+	warnDropped(l.buf)
 	if left := l.buf.held(); left > 0 {
 		logger.Warnf("%s: %d batch(es) not sent within %v; %s", when, left,
 			until.Sub(begin).Round(time.Millisecond), leftFate)
+	}
+}
+
+// warnDropped says, once per drain, how many batches the buffer dropped for room.
+func warnDropped(buf *exportBuffer) {
+	if n := buf.takeDropped(); n > 0 {
+		logger.Warnf("dropped the %d oldest unsent batch(es): more than %d were waiting", n, maxHeld)
 	}
 }

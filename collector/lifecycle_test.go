@@ -87,7 +87,7 @@ func TestDrainAfterRuntimeDoneBeforeNext(t *testing.T) {
 	}
 }
 
-// AWS's RIE answers the subscription with 200 {} and never sends an event: after
+// An emulator that answers the subscription with 200 {} and never sends an event: after
 // startWait without platform.start, export turns synchronous, said once.
 func TestNoPlatformStartFallsBackToSynchronousExport(t *testing.T) {
 	log := captureLog(t)
@@ -230,28 +230,109 @@ func TestShutdownEndsWithinTwoSeconds(t *testing.T) {
 	}
 }
 
-// A subscription Lambda refuses (202: no Telemetry API) means synchronous export from the start.
+// rieNotSupported is, byte for byte, what AWS's RIE answers PUT /2022-07-01/telemetry
+// with in its default mode (its Telemetry API stub), with status 202.
+const rieNotSupported = `{"errorMessage":"Telemetry API is not supported","errorType":"Telemetry.NotSupported"}` + "\n"
+
+// Every refusal but the emulator's Telemetry.NotSupported means synchronous export from
+// the start, as before: nothing says the sandbox will not be frozen.
 func TestRefusedSubscriptionExportsSynchronously(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"202 without a body", 202, ""},
+		{"202 with another error type", 202, `{"errorMessage":"Logs API is not supported","errorType":"Logs.NotSupported"}`},
+		{"400 Telemetry.NotSupported", 400, rieNotSupported},
+		{"400 validation error", 400, `{"errorType":"ValidationError","errorMessage":"URI port is not provided"}`},
+		{"500", 500, `{"errorType":"ServiceError"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log := captureLog(t)
+			backend := newFakeBackend(t, 200*time.Millisecond)
+			lambda := newFakeLambda(t, backend)
+			lambda.subscribe, lambda.subBody = c.status, c.body
+			receiver := freePort(t)
+			writeConfig(t, receiver, backend.srv.URL)
+			rc := startExtension(t)
+			lambda.waitNext(10 * time.Second)
+
+			lambda.invoke("r1", 10*time.Second)
+			if took := sdkExport(t, receiver); took < 200*time.Millisecond {
+				t.Errorf("answered in %v; want synchronous export", took)
+			}
+			if n := backend.answers(); n != 1 {
+				t.Errorf("backend had answered %d request(s) when the SDK's export returned; want 1", n)
+			}
+			lambda.waitNext(5 * time.Second)
+			lambda.shutdown(2 * time.Second)
+			if code := waitExit(t, rc, 3*time.Second); code != 0 {
+				t.Fatalf("exit %d; log:\n%s", code, log)
+			}
+			if n := strings.Count(log.String(), "subscription refused"); n != 1 {
+				t.Errorf("%d lines about the refused subscription, want 1:\n%s", n, log)
+			}
+			if strings.Contains(log.String(), "no freeze") {
+				t.Errorf("took the no-freeze path on an ordinary refusal:\n%s", log)
+			}
+		})
+	}
+}
+
+// The emulator's 202 Telemetry.NotSupported: its sandbox never freezes, so event/next
+// comes at once after each INVOKE, the SDK's export is answered at once, batches reach
+// a backend 1 s away in the background, and SHUTDOWN still delivers everything.
+func TestTelemetryNotSupportedExportsInTheBackground(t *testing.T) {
 	log := captureLog(t)
-	backend := newFakeBackend(t, 200*time.Millisecond)
+	const delay = time.Second
+	backend := newFakeBackend(t, delay)
 	lambda := newFakeLambda(t, backend)
-	lambda.subscribe = 202
+	lambda.subscribe, lambda.subBody = 202, rieNotSupported
 	receiver := freePort(t)
 	writeConfig(t, receiver, backend.srv.URL)
 	rc := startExtension(t)
 	lambda.waitNext(10 * time.Second)
 
-	lambda.invoke("r1", 10*time.Second)
-	if took := sdkExport(t, receiver); took < 200*time.Millisecond {
-		t.Errorf("answered in %v; want synchronous export", took)
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("r%d", i)
+		invoked := time.Now()
+		lambda.invoke(id, 10*time.Second)
+		// As under the emulator, the extension's event/next and the runtime's work run
+		// side by side; the emulator answers the invoke once both are done.
+		if took := sdkExport(t, receiver); took > delay/2 {
+			t.Errorf("%s: the SDK waited %v for the collector; want an answer at once", id, took)
+		}
+		next := lambda.waitNext(5 * time.Second)
+		if waited := next.at.Sub(invoked); waited > delay/2 {
+			t.Errorf("%s: event/next %v after INVOKE; want it at once", id, waited)
+		}
+		if n := backend.answers(); n >= i {
+			t.Errorf("%s: backend had answered %d request(s) by event/next; want the export still under way", id, n)
+		}
+		if i == 1 && !backend.waitReceived(1, 3*time.Second) {
+			t.Fatalf("%s: no export reached the backend without a further event; log:\n%s", id, log)
+		}
 	}
-	lambda.waitNext(5 * time.Second)
+	// The last batch may still be held or on its way: SHUTDOWN sends it.
 	lambda.shutdown(2 * time.Second)
+	begin := time.Now()
 	if code := waitExit(t, rc, 3*time.Second); code != 0 {
 		t.Fatalf("exit %d; log:\n%s", code, log)
 	}
-	if !strings.Contains(log.String(), "subscription refused") {
-		t.Errorf("no line about the refused subscription:\n%s", log)
+	if took := time.Since(begin); took >= 2*time.Second {
+		t.Errorf("SHUTDOWN took %v; Lambda allows 2s", took)
+	}
+	if n := backend.answers(); n != 3 {
+		t.Errorf("backend answered %d request(s) by the end; want all 3 delivered; log:\n%s", n, log)
+	}
+	if n := strings.Count(log.String(), `export path "no freeze"`); n != 1 {
+		t.Errorf("%d lines naming the no-freeze path, want 1:\n%s", n, log)
+	}
+	for _, bad := range []string{"WARN", "synchronously", "lost"} {
+		if strings.Contains(log.String(), bad) {
+			t.Errorf("%q in the log of a healthy no-freeze run:\n%s", bad, log)
+		}
 	}
 }
 

@@ -75,7 +75,7 @@ func TestBufferDropsTheOldestWhenFull(t *testing.T) {
 		t.Errorf("dropped %d, want 3", got)
 	}
 	buf.setHolding(false)
-	buf.drain(context.Background())
+	buf.drain(context.Background(), nil)
 	if len(sent) != maxHeld || buf.held() != 0 {
 		t.Errorf("sent %d, left %d", len(sent), buf.held())
 	}
@@ -83,5 +83,88 @@ func TestBufferDropsTheOldestWhenFull(t *testing.T) {
 		if i < 3 {
 			t.Errorf("batch %d was kept; the oldest go first", i)
 		}
+	}
+}
+
+func TestTelemetryNotSupportedMatchesOnlyTheEmulatorsAnswer(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		body   string
+		want   bool
+	}{
+		{202, rieNotSupported, true},
+		{202, `{"errorType":"Telemetry.NotSupported"}`, true},
+		{200, rieNotSupported, false},
+		{400, rieNotSupported, false},
+		{500, rieNotSupported, false},
+		{202, ``, false},
+		{202, `{}`, false},
+		{202, `{"errorType":"Logs.NotSupported"}`, false},
+		{202, `{"errorType":"telemetry.notsupported"}`, false},
+		{202, `Telemetry.NotSupported`, false},
+		{202, `{"errorMessage":"Telemetry.NotSupported"}`, false},
+	} {
+		if got := telemetryNotSupported(c.status, []byte(c.body)); got != c.want {
+			t.Errorf("telemetryNotSupported(%d, %q) = %v, want %v", c.status, c.body, got, c.want)
+		}
+	}
+}
+
+// In the background a batch held while slow sends are under way starts at once, and no
+// more than drainWorkers sends run side by side.
+func TestBackgroundDrainStartsNewBatchesAtOnceWithinTheBound(t *testing.T) {
+	buf := newExportBuffer()
+	buf.setHolding(true)
+	wake := buf.wakeOnHold()
+	release := make(chan struct{})
+	var (
+		mu            sync.Mutex
+		running, most int
+		started       = make(chan int, 16)
+	)
+	batch := func(i int) send {
+		return func(ctx context.Context) error {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			started <- i
+			if i == 0 || i >= 2 {
+				<-release
+			}
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return nil
+		}
+	}
+	buf.consume(context.Background(), batch(0))
+	done := make(chan int)
+	go func() { done <- buf.drain(context.Background(), wake) }()
+	if i := <-started; i != 0 {
+		t.Fatalf("batch %d started first", i)
+	}
+	buf.consume(context.Background(), batch(1))
+	select {
+	case i := <-started:
+		if i != 1 {
+			t.Fatalf("batch %d started, want 1", i)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a batch held during a slow send waited for it")
+	}
+	for i := 2; i < 8; i++ {
+		buf.consume(context.Background(), batch(i))
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	if sent := <-done; sent != 8 {
+		t.Errorf("sent %d, want 8", sent)
+	}
+	if most > drainWorkers {
+		t.Errorf("%d sends ran side by side; the bound is %d", most, drainWorkers)
+	}
+	if most < drainWorkers {
+		t.Errorf("at most %d sends ran side by side with 7 waiting; want %d", most, drainWorkers)
 	}
 }

@@ -11,8 +11,11 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::check::rules::{self, MODE_DIR};
+use crate::check::zipcanon;
 use crate::model::entry::Entry;
+use crate::support::extract::{HashSink, stream_exact};
 use crate::support::fs::write_atomic;
+use crate::support::input;
 
 /// Best zlib level: layers are built once and unpacked on every cold start.
 const DEFLATE_LEVEL: i64 = 9;
@@ -25,6 +28,8 @@ pub(crate) struct Archived {
     pub size: u64,
     /// `None` for folders.
     pub sha256: Option<String>,
+    /// Its compressed bytes came from the cache rather than from deflate just now.
+    pub reused: bool,
 }
 
 /// The zip's timestamp: `SOURCE_DATE_EPOCH` when set, else the zip format's first day.
@@ -86,6 +91,7 @@ struct Packed {
     size: u64,
     sha256: String,
     one_entry_zip: Vec<u8>,
+    reused: bool,
 }
 
 fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
@@ -93,12 +99,13 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
     let sha256 = hex::encode(Sha256::digest(&data));
-    let packed = |one_entry_zip| Packed {
+    let packed = |one_entry_zip, reused| Packed {
         path: entry.path.clone(),
         mode: entry.mode,
         size: data.len() as u64,
         sha256: sha256.clone(),
         one_entry_zip,
+        reused,
     };
     // Deflate at level 9 is the slowest step of a warm build; its output depends only on what
     // the key covers, so a cached copy is the same bytes.
@@ -110,8 +117,12 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         );
         dir.join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot.as_ref().and_then(|p| fs_err::read(p).ok()) {
-        return Ok(packed(bytes));
+    if let Some(bytes) = slot
+        .as_ref()
+        .and_then(|p| input::read(p, input::ARCHIVE_CAP, "cache entry").ok())
+        && is_packed(&bytes, entry, data.len() as u64, &sha256)
+    {
+        return Ok(packed(bytes, true));
     }
     let mut w = ZipWriter::new(Cursor::new(Vec::with_capacity(data.len() / 2 + 256)));
     w.start_file(entry.path.as_str(), options(entry.mode, time))?;
@@ -121,7 +132,34 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
         // A cache that cannot be written only costs speed.
         let _ = write_atomic(slot, &one_entry_zip);
     }
-    Ok(packed(one_entry_zip))
+    Ok(packed(one_entry_zip, false))
+}
+
+/// Whether cached bytes are what `pack` writes for this entry, apart from how the data is
+/// compressed: one canonical entry of this name, deflated, a regular file with no extra
+/// fields, whose data inflates to exactly the content the cache key was made from.
+/// (The mode and time are set again when the entry is copied: they never come from a cache.)
+fn is_packed(bytes: &[u8], entry: &Entry, size: u64, sha256: &str) -> bool {
+    let Ok(raw) = zipcanon::scan(&mut Cursor::new(bytes), bytes.len() as u64) else {
+        return false;
+    };
+    let [one] = raw.as_slice() else { return false };
+    if one.name != entry.path.as_bytes()
+        || one.method != zipcanon::METHOD_DEFLATED
+        || one.size != size
+        || one.unix_mode().is_none_or(|m| m & 0o177000 != 0o100000)
+    {
+        return false;
+    }
+    let Ok(mut zip) = ZipArchive::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    let Ok(mut file) = zip.by_index(0) else { return false };
+    if file.extra_data_fields().next().is_some() || !file.comment().is_empty() {
+        return false;
+    }
+    let mut sink = HashSink::new(0);
+    stream_exact(&mut file, size, &mut sink).is_ok() && sink.finish().0 == sha256
 }
 
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
@@ -161,16 +199,18 @@ pub(crate) fn write<W: Write + Seek>(
                     mode: MODE_DIR,
                     size: 0,
                     sha256: None,
+                    reused: false,
                 });
             }
             Item::File(p) => {
                 let mut one = ZipArchive::new(Cursor::new(p.one_entry_zip.as_slice()))?;
-                zip.raw_copy_file(one.by_index_raw(0)?)?;
+                zip.raw_copy_file_touch(one.by_index_raw(0)?, time, Some(p.mode))?;
                 listing.push(Archived {
                     path: p.path.clone(),
                     mode: p.mode,
                     size: p.size,
                     sha256: Some(p.sha256.clone()),
+                    reused: p.reused,
                 });
             }
         }
@@ -244,9 +284,16 @@ mod tests {
         let mut cold = Cursor::new(Vec::new());
         let mut warm = Cursor::new(Vec::new());
         let mut none = Cursor::new(Vec::new());
-        write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        assert!(listed.iter().all(|a| !a.reused));
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
-        write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let reused: Vec<&str> = listed.iter().filter(|a| a.reused).map(|a| a.path.as_str()).collect();
+        assert_eq!(
+            reused,
+            ["a/x.py", "b"],
+            "every file's compressed bytes come from the cache"
+        );
         write(&entries, DateTime::default(), &mut none, None).unwrap();
         assert_eq!(cold.get_ref(), warm.get_ref());
         assert_eq!(cold.get_ref(), none.get_ref());
@@ -257,6 +304,79 @@ mod tests {
         write(&other, DateTime::default(), &mut z, Some(cache.path())).unwrap();
         let mut zip = ZipArchive::new(Cursor::new(z.into_inner())).unwrap();
         assert_eq!(zip.by_name("b").unwrap().unix_mode(), Some(0o100644));
+    }
+
+    /// Rewrites every cached one-entry zip with `change` applied to its entry's options.
+    fn recache(dir: &Path, level: i64, extra_mode_bits: u32) {
+        for f in fs_err::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            let bytes = fs_err::read(&path).unwrap();
+            let mut one = ZipArchive::new(Cursor::new(bytes)).unwrap();
+            let mut file = one.by_index(0).unwrap();
+            let (name, mode) = (file.name().unwrap().to_string(), file.unix_mode().unwrap());
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).unwrap();
+            let opts = options(mode & 0o777, DateTime::default()).compression_level(Some(level));
+            let mut w = ZipWriter::new(Cursor::new(Vec::new()));
+            w.start_file(name, opts).unwrap();
+            w.write_all(&data).unwrap();
+            let mut out = w.finish().unwrap().into_inner();
+            if extra_mode_bits != 0 {
+                let cd = out.len() - 22 - 46 - file_name_len(&out);
+                let attrs = u32::from_le_bytes(out[cd + 38..cd + 42].try_into().unwrap()) | (extra_mode_bits << 16);
+                out[cd + 38..cd + 42].copy_from_slice(&attrs.to_le_bytes());
+            }
+            fs_err::write(&path, out).unwrap();
+        }
+    }
+
+    fn file_name_len(one_entry_zip: &[u8]) -> usize {
+        let eocd = one_entry_zip.len() - 22;
+        let cd = u32::from_le_bytes(one_entry_zip[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+        u16::from_le_bytes([one_entry_zip[cd + 28], one_entry_zip[cd + 29]]) as usize
+    }
+
+    fn contents(zip: &[u8]) -> Vec<(String, Option<u32>, Vec<u8>)> {
+        let mut z = ZipArchive::new(Cursor::new(zip)).unwrap();
+        (0..z.len())
+            .map(|i| {
+                let mut f = z.by_index(i).unwrap();
+                let mut d = Vec::new();
+                f.read_to_end(&mut d).unwrap();
+                (f.name().unwrap().to_string(), Some(f.external_attributes() >> 16), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cache_entry_counts_only_when_it_is_the_content_and_never_sets_the_mode() {
+        let cache = tempfile::tempdir().unwrap();
+        let entries = vec![
+            entry("a/x.py", false, &b"y = 2\n".repeat(100)),
+            entry("b", true, b"#!/bin/sh\n"),
+        ];
+        let build = || {
+            let mut z = Cursor::new(Vec::new());
+            write(&entries, DateTime::default(), &mut z, Some(cache.path())).unwrap();
+            z.into_inner()
+        };
+        let cold = build();
+        // Valid entries compressed another way are hits: the zip changes, its content does not.
+        recache(cache.path(), 1, 0);
+        let other = build();
+        assert_ne!(other, cold, "a valid cache entry was not used");
+        assert_eq!(contents(&other), contents(&cold));
+        // Setuid bits in the cache are no hit: the entry is compressed again.
+        recache(cache.path(), 9, 0o4000);
+        assert_eq!(build(), cold);
+        // Nor is an entry whose data is damaged.
+        for f in fs_err::read_dir(cache.path()).unwrap() {
+            let path = f.unwrap().path();
+            let mut bytes = fs_err::read(&path).unwrap();
+            bytes[40] ^= 0x55;
+            fs_err::write(&path, bytes).unwrap();
+        }
+        assert_eq!(build(), cold);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tempfile::TempPath;
+
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -13,43 +15,62 @@ use crate::gather::collector;
 use crate::manifest::{self, CollectorRecord, LayerInfo, LimitsInfo, Manifest, ManifestEntry, PackageRecord, ZipInfo};
 use crate::model::arch::Arch;
 use crate::model::entry::{Content, Entry};
+use crate::model::lambda;
 use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::TreeFiles;
-use crate::python::{compile, tree};
+use crate::python::select::TreePlan;
+use crate::python::{compile, fetch, tree};
 use crate::sbom;
-use crate::support::fs::{self, Staged};
-use crate::support::progress::Progress;
+use crate::support::cache;
+use crate::support::input;
+use crate::support::outdir::OutDir;
+use crate::support::progress::{self, Progress};
 use crate::verify;
 
 /// One finished zip.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Built {
     pub zip: PathBuf,
+    pub zip_name: String,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
 }
 
-/// Builds every zip of the plan; nothing lands at an output path unless all of them verified.
+/// Builds every zip of the plan; nothing lands at an output path unless all of them verified,
+/// and then all of it lands or none (see [`OutDir`]).
 pub(crate) fn run(plan: &Plan, progress: &Progress) -> Result<Vec<Built>> {
-    fs_err::create_dir_all(&plan.out).context("cannot create the output folder: check --out")?;
+    cache::ensure_private(&plan.cache)?;
+    let out = OutDir::open(&plan.out)?;
     let staged: Vec<Outputs> = plan
         .layers
         .par_iter()
-        .map(|layer| stage(plan, layer, progress))
+        .map(|layer| stage(plan, &out, layer, progress))
         .collect::<Result<_>>()?;
-    let mut built = Vec::new();
+    let built: Vec<Built> = staged.iter().map(|s| s.built.clone()).collect();
+    let sums = sha256sums(&plan.out, &built)?;
+    // Zips first, then what describes them: a reader that trusts a manifest or a checksum
+    // file finds the zip it names already in place.
+    let mut files = Vec::new();
+    let mut described = Vec::new();
     for s in staged {
-        s.sbom.commit(&sbom::path(&s.built.zip))?;
-        s.manifest.commit(&s.built.manifest_path)?;
-        s.checksum.commit(&manifest::checksum_path(&s.built.zip))?;
-        s.zip.commit(&s.built.zip)?;
-        built.push(s.built);
+        files.push((s.zip, s.built.zip_name.clone()));
+        described.push((s.manifest, file_name(&s.built.manifest_path)));
+        described.push((s.checksum, file_name(&manifest::checksum_path(&s.built.zip))));
+        described.push((s.sbom, file_name(&sbom::path(&s.built.zip))));
     }
-    write_sha256sums(&plan.out, &built)?;
+    files.extend(described);
+    files.push((out.stage(sums.as_bytes())?, "SHA256SUMS".to_string()));
+    out.commit(files)?;
     Ok(built)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// What a layer's steps gathered.
@@ -64,59 +85,120 @@ struct Gathered {
     notes: Vec<String>,
 }
 
-fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered) -> Result<()> {
+/// Runs one step; the slow ones are progress stages that say what they fetched, built or reused.
+fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: &Progress) -> Result<()> {
     match step {
         Step::Files(entries) => got.entries.extend(entries.iter().cloned()),
         Step::CheckConfig(path) => collector::config::check_file(path)?,
         Step::Collector { source, dest } => {
+            let stage = progress.stage(arch, "collector");
+            stage.set_message(collector::describe(source, &plan.spec.dir));
             let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
+            stage.done(&c.how);
             let origin = c.record.source.clone();
             got.entries
                 .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
             got.collector = Some(c.record);
         }
-        Step::Python(tree_plan) => {
-            got.notes.extend(tree_plan.notes.iter().cloned());
-            let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
-            got.tree = tree.files;
-            got.packages = tree.packages;
-        }
+        Step::Python(tree_plan) => install_wheels(plan, arch, tree_plan, got, progress)?,
         Step::Bytecode(bytecode_plan) => {
+            let stage = progress.stage(arch, "bytecode");
+            stage.set_message(format!("compiling for {}", list(&bytecode_plan.runtimes)));
             let c = compile::run(bytecode_plan, &plan.cache, &mut got.tree, &got.entries, &mut got.notes)?;
+            let outcome = if c.runtimes.is_empty() {
+                "none: no interpreter found for any runtime".to_string()
+            } else {
+                format!(
+                    "{}: {} compiled, {} from the cache",
+                    list(&c.runtimes),
+                    c.compiled,
+                    c.reused
+                )
+            };
             got.entries.extend(c.spec_files);
             got.bytecode_runtimes = c.runtimes;
+            stage.done(outcome);
         }
     }
     Ok(())
 }
 
+/// The wheels step as a stage that says how many wheels came from where.
+fn install_wheels(
+    plan: &Plan,
+    arch: Arch,
+    tree_plan: &TreePlan,
+    got: &mut Gathered,
+    progress: &Progress,
+) -> Result<()> {
+    let stage = progress.stage(arch, "wheels");
+    let cached = tree_plan
+        .wants
+        .iter()
+        .filter(|w| fetch::path(&plan.cache, &w.sha256, &w.file).is_file())
+        .count();
+    let missing = tree_plan.wants.len() - cached;
+    let from = match tree_plan.sources.wheelhouse {
+        Some(_) => "from the wheelhouse",
+        None => "fetched",
+    };
+    stage.set_message(match (missing, &tree_plan.sources.wheelhouse) {
+        (0, _) => format!("installing {}", tree_plan.wants.len()),
+        (n, Some(_)) => format!(
+            "copying {n} from the wheelhouse, then installing {}",
+            tree_plan.wants.len()
+        ),
+        (n, None) => format!("pip download of {n}, then installing {}", tree_plan.wants.len()),
+    });
+    got.notes.extend(tree_plan.notes.iter().cloned());
+    let tree = tree::install(tree_plan, &plan.cache, &mut got.notes)?;
+    got.tree = tree.files;
+    got.packages = tree.packages;
+    let parts: Vec<String> = [(missing, from), (cached, "from the cache")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let installed = format!("{} installed", tree_plan.wants.len());
+    stage.done(if parts.is_empty() {
+        installed
+    } else {
+        format!("{installed}: {}", parts.join(", "))
+    });
+    Ok(())
+}
+
+/// `python3.8, python3.9`.
+fn list(items: &[impl std::fmt::Display]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Outputs written to temp files in --out, waiting to be renamed into place.
 struct Outputs {
     built: Built,
-    zip: Staged,
-    manifest: Staged,
-    checksum: Staged,
-    sbom: Staged,
+    zip: TempPath,
+    manifest: TempPath,
+    checksum: TempPath,
+    sbom: TempPath,
 }
 
-fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
+fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> Result<Outputs> {
     let arch = layer.arch;
     let failed = || format!("cannot build the {arch} layer");
-    let bar = progress.step(format!("{arch}"));
     let mut got = Gathered::default();
     for step in &layer.steps {
-        bar.set_message(step.doing());
-        run_step(plan, arch, step, &mut got).with_context(failed)?;
+        run_step(plan, arch, step, &mut got, progress).with_context(failed)?;
     }
     let tree = std::mem::take(&mut got.tree);
     got.entries.extend(
         tree.into_iter()
             .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
     );
-    bar.set_message("checking");
-    check::check(&got.entries, arch, plan.spec.spec.limits.unzipped_bytes).with_context(failed)?;
+    let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
+    check::check(&got.entries, arch, limit).with_context(failed)?;
 
-    bar.set_message(format!("compressing {} files", got.entries.len()));
+    let zipping = progress.stage(arch, "zip");
+    zipping.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
     let listing = archive::write(
@@ -126,33 +208,44 @@ fn stage(plan: &Plan, layer: &LayerPlan, progress: &Progress) -> Result<Outputs>
         Some(&plan.cache.join("deflate")),
     )?;
     let bytes = zip_bytes.into_inner();
+    let reused = listing.iter().filter(|a| a.reused).count();
+    zipping.done(format!(
+        "{} files, {}: {} compressed, {reused} from the cache",
+        got.entries.len(),
+        progress::bytes(bytes.len() as u64),
+        got.entries.len() - reused
+    ));
     let zip_path = plan.out.join(&layer.zip_name);
     let mut manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
-    bar.set_message("writing the SBOM");
     let sbom_bytes = sbom::for_build(&manifest, &got.entries, plan.time).with_context(failed)?;
     manifest.sbom = Some(sbom::record(&zip_path, &sbom_bytes));
 
-    bar.set_message("verifying");
-    let verified = verify::verify_bytes(&zip_path, &bytes, &manifest)
-        .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
-    let outputs = Outputs {
-        zip: fs::stage(&plan.out, &bytes)?,
-        manifest: fs::stage(&plan.out, manifest::to_json(&manifest).as_bytes())?,
-        checksum: fs::stage(
-            &plan.out,
-            manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes(),
-        )?,
-        sbom: fs::stage(&plan.out, &sbom_bytes)?,
+    let verifying = progress.stage(arch, "verify");
+    let verified = verify::verify_reader(
+        &zip_path,
+        &mut std::io::Cursor::new(&bytes),
+        bytes.len() as u64,
+        &manifest,
+    )
+    .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+    verifying.done(match verified.warnings.len() {
+        0 => "ok".to_string(),
+        n => format!("ok, {n} warning(s)"),
+    });
+    Ok(Outputs {
+        zip: out.stage(&bytes)?,
+        manifest: out.stage(manifest::to_json(&manifest).as_bytes())?,
+        checksum: out.stage(manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes())?,
+        sbom: out.stage(&sbom_bytes)?,
         built: Built {
+            zip_name: layer.zip_name.clone(),
             manifest_path: manifest::manifest_path(&zip_path),
             zip: zip_path,
             manifest,
             warnings: verified.warnings,
             notes: got.notes,
         },
-    };
-    bar.finish_and_clear();
-    Ok(outputs)
+    })
 }
 
 fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {
@@ -187,22 +280,58 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
     }
 }
 
-/// `SHA256SUMS` for every zip and SBOM in the folder, built now or earlier, sorted by name.
-fn write_sha256sums(out: &Path, built: &[Built]) -> Result<()> {
+/// `SHA256SUMS`: the zips this build wrote, and every other zip in the folder that still has
+/// the hash its own `.sha256` names (a stray or changed zip is left out), each with its SBOM
+/// when it has one, sorted by name.
+fn sha256sums(out: &Path, built: &[Built]) -> Result<String> {
     let mut names: Vec<String> = fs_err::read_dir(out)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| (n.ends_with(".zip") || n.ends_with(sbom::SUFFIX)) && !n.starts_with('.'))
+        .filter(|n| n.ends_with(".zip") && !n.starts_with('.'))
+        .chain(built.iter().map(|b| b.zip_name.clone()))
         .collect();
     names.sort();
-    let mut text = String::new();
+    names.dedup();
+    // (file name, sha256): each zip, then its SBOM.
+    let mut sums: Vec<(String, String)> = Vec::new();
     for name in names {
-        let hex = match built.iter().find(|b| b.manifest.zip.file == name) {
-            Some(b) => b.manifest.zip.sha256.clone(),
-            None => hex::encode(Sha256::digest(fs_err::read(out.join(&name))?)),
+        let hex = match built.iter().find(|b| b.zip_name == name) {
+            Some(b) => Some(b.manifest.zip.sha256.clone()),
+            None => untouched_hash(out, &name),
         };
-        text.push_str(&manifest::checksum_line(&hex, &name));
+        if let Some(hex) = hex {
+            sums.extend(sbom_sum(out, built, &name));
+            sums.push((name, hex));
+        }
     }
-    fs::write_atomic(&out.join("SHA256SUMS"), text.as_bytes())
+    sums.sort();
+    Ok(sums
+        .iter()
+        .map(|(name, hex)| manifest::checksum_line(hex, name))
+        .collect())
+}
+
+/// The SBOM beside zip `name` and its sha256: from this build's manifest, or, for an earlier
+/// zip, when the file still has the hash its zip's manifest records.
+fn sbom_sum(out: &Path, built: &[Built], name: &str) -> Option<(String, String)> {
+    let zip = out.join(name);
+    let sha256 = match built.iter().find(|b| b.zip_name == name) {
+        Some(b) => b.manifest.sbom.as_ref()?.sha256.clone(),
+        None => {
+            let want = manifest::read(&manifest::manifest_path(&zip)).ok()?.sbom?.sha256;
+            let got = input::sha256_file(&sbom::path(&zip)).ok()?;
+            (got == want).then_some(got)?
+        }
+    };
+    // Named after the zip, never after what a manifest says.
+    Some((file_name(&sbom::path(&zip)), sha256))
+}
+
+/// The zip's hash when its own `.sha256` names exactly that hash.
+fn untouched_hash(out: &Path, name: &str) -> Option<String> {
+    let zip = out.join(name);
+    let want = manifest::read_checksum(&manifest::checksum_path(&zip), name).ok()?;
+    let got = input::sha256_file(&zip).ok()?;
+    (got == want).then_some(got)
 }

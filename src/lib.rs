@@ -17,12 +17,14 @@
 //! ```
 //!
 //! `model` holds the types every stage shares (architecture, runtime, layer entry), `support`
-//! the plumbing (cache folder, atomic writes, progress). `smoke` runs a finished layer.
+//! the plumbing (cache folder, atomic writes, progress). `smoke` runs a finished layer;
+//! `deploy` publishes it, attaches it to a function, and diffs two layers.
 
 mod archive;
 mod build;
 mod check;
 mod cli;
+mod deploy;
 mod gather;
 mod manifest;
 mod model;
@@ -34,4 +36,5 @@ mod spec;
 mod support;
 mod verify;
 
-pub use cli::{Cli, run};
+pub use cli::{Cli, argument_error, exit_code, output_of, run};
+pub use support::text::terminal_safe;

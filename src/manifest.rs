@@ -7,6 +7,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::Archived;
+use crate::support::input;
+use crate::support::text::show;
 
 /// 2: `sbom` added. Older manifests (no SBOM beside the zip) still verify.
 pub(crate) const SCHEMA_VERSION: u32 = 2;
@@ -144,15 +146,20 @@ pub(crate) fn to_json(m: &Manifest) -> String {
     s
 }
 
+/// Reads a manifest: a regular file of bounded size (it lists every entry of a layer).
 pub(crate) fn read(path: &Path) -> Result<Manifest> {
-    let text = fs_err::read_to_string(path)?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a layerbuild manifest: rebuild the layer", path.display()))
+    let text = input::read_to_string(path, input::MANIFEST_CAP, "manifest")?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a layerbuild manifest: rebuild the layer",
+            show(&path.display().to_string())
+        )
+    })
 }
 
 /// Reads a checksum file of one line for `file_name`; returns the hex digest.
 pub(crate) fn read_checksum(path: &Path, file_name: &str) -> Result<String> {
-    let text = fs_err::read_to_string(path)?;
+    let text = input::read_to_string(path, input::CHECKSUM_CAP, "checksum file")?;
     for line in text.lines() {
         if let Some((hex, name)) = line.split_once(' ') {
             let name = name.trim_start_matches(['*', ' ']);
@@ -162,8 +169,9 @@ pub(crate) fn read_checksum(path: &Path, file_name: &str) -> Result<String> {
         }
     }
     anyhow::bail!(
-        "{}: no sha256 line for `{file_name}`: regenerate it with `layerbuild build`",
-        path.display()
+        "{}: no sha256 line for `{}`: regenerate it with `layerbuild build`",
+        show(&path.display().to_string()),
+        show(file_name)
     )
 }
 

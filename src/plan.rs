@@ -18,6 +18,7 @@ use crate::python::interpreter;
 use crate::python::select::{self, TreePlan};
 use crate::spec::{self, Bytecode, LoadedSpec, SourceKind};
 use crate::support::cache;
+use crate::support::usage::usage;
 
 /// Flags shared by `build` and `plan`, as typed.
 #[derive(Debug, Clone, Default)]
@@ -66,30 +67,22 @@ pub(crate) enum Step {
     Bytecode(BytecodePlan),
 }
 
-impl Step {
-    /// What the step is doing, for the progress display.
-    pub(crate) fn doing(&self) -> &'static str {
-        match self {
-            Step::Files(_) => "listing files",
-            Step::CheckConfig(_) => "checking the collector config",
-            Step::Collector { .. } => "getting the collector",
-            Step::Python(_) => "installing wheels",
-            Step::Bytecode(_) => "compiling bytecode",
-        }
-    }
-}
-
 impl Plan {
     pub(crate) fn new(opts: &Options) -> Result<Plan> {
         let spec = spec::load(&opts.spec)?;
         let arches = arches(&spec, opts)?;
         let mut collectors = collectors(&spec, &arches, &opts.collectors)?;
-        for (rt, _) in &opts.pythons {
+        for (rt, path) in &opts.pythons {
             if !spec.spec.runtimes.contains(rt) {
-                bail!("--python {rt}=...: {rt} is not one of the spec's runtimes");
+                return Err(usage(format!(
+                    "--python {rt}={}: {rt} is not one of the spec's runtimes ({}): add it to `runtimes` in {} or drop the flag",
+                    path.display(),
+                    list(&spec.spec.runtimes),
+                    opts.spec.display()
+                )));
             }
         }
-        let cache = cache::dir();
+        let cache = cache::dir()?;
         let time = archive::timestamp()?;
         let mut layers = Vec::new();
         for arch in arches {
@@ -127,12 +120,17 @@ fn arches(spec: &LoadedSpec, opts: &Options) -> Result<Vec<Arch>> {
     match opts.arch {
         None => Ok(listed),
         Some(a) if listed.contains(&a) => Ok(vec![a]),
-        Some(a) => bail!(
-            "{}: the spec does not list architecture {a}: add it to `architectures` or pick one of {}",
+        Some(a) => Err(usage(format!(
+            "--arch {a}: {} does not list {a}: pick one of {}, or add {a} to `architectures`",
             opts.spec.display(),
-            listed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
-        ),
+            list(&listed)
+        ))),
     }
+}
+
+/// `x86_64, arm64`.
+fn list(items: &[impl std::fmt::Display]) -> String {
+    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// Each architecture's collector source: `--collector`, else `per_arch`, else `source`.
@@ -213,14 +211,23 @@ fn steps(
     Ok(steps)
 }
 
+/// `python.bytecode_runtimes`, else every runtime, in the spec's order.
+fn bytecode_runtimes(spec: &LoadedSpec) -> Vec<Runtime> {
+    let chosen = spec.spec.python.as_ref().and_then(|p| p.bytecode_runtimes.as_ref());
+    spec.spec
+        .runtimes
+        .iter()
+        .copied()
+        .filter(|rt| chosen.is_none_or(|c| c.contains(rt)))
+        .collect()
+}
+
 fn bytecode_plan(spec: &LoadedSpec, dest: String, mode: Bytecode, opts: &Options, cache: &Path) -> BytecodePlan {
     let flags: BTreeMap<Runtime, PathBuf> = opts.pythons.iter().cloned().collect();
     let configured = spec.spec.python.as_ref().map(|p| &p.interpreters);
-    let interpreters = spec
-        .spec
-        .runtimes
-        .iter()
-        .map(|&rt| {
+    let interpreters = bytecode_runtimes(spec)
+        .into_iter()
+        .map(|rt| {
             let from_spec = configured.and_then(|c| c.get(&rt)).map(|p| spec.resolve(p));
             let sources = interpreter::Sources::new(flags.get(&rt).cloned(), from_spec, Some(cache.to_path_buf()));
             (rt, sources)
@@ -228,7 +235,7 @@ fn bytecode_plan(spec: &LoadedSpec, dest: String, mode: Bytecode, opts: &Options
         .collect();
     BytecodePlan {
         dest,
-        runtimes: spec.spec.runtimes.clone(),
+        runtimes: bytecode_runtimes(spec),
         always: mode == Bytecode::Always,
         interpreters,
     }

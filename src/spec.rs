@@ -7,12 +7,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use crate::model::arch::Arch;
+use crate::model::lambda;
 use crate::model::runtime::Runtime;
+use crate::support::input;
 
-/// Lambda's limit for a function and all its layers, unzipped.
-pub(crate) const DEFAULT_UNZIPPED_LIMIT: u64 = 262_144_000;
-/// Lambda's limit for a zip uploaded directly (larger ones go through S3).
-pub(crate) const DEFAULT_ZIPPED_WARNING: u64 = 50 * 1024 * 1024;
+/// Deepest `[`/`{` nesting a spec may have: a layer spec nests a few levels, and the YAML
+/// parser's time grows with the square of the depth.
+const MAX_FLOW_DEPTH: usize = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,10 @@ pub(crate) struct PythonSpec {
     /// `auto` compiles for every runtime whose interpreter is found, `true` requires all.
     #[serde(default)]
     pub bytecode: Bytecode,
+    /// The runtimes that get bytecode (default: all of `runtimes`): each adds its own `.pyc` for
+    /// every module, 6 to 10 MB for the 1.20.0 set, which near the unzipped limit adds up.
+    #[serde(default)]
+    pub bytecode_runtimes: Option<Vec<Runtime>>,
     /// Interpreters per runtime, for bytecode; overridden by `--python`.
     #[serde(default)]
     pub interpreters: BTreeMap<Runtime, PathBuf>,
@@ -194,18 +199,18 @@ pub(crate) struct Limits {
 }
 
 fn default_unzipped() -> u64 {
-    DEFAULT_UNZIPPED_LIMIT
+    lambda::UNZIPPED_BYTES
 }
 
 fn default_zipped() -> u64 {
-    DEFAULT_ZIPPED_WARNING
+    lambda::ZIPPED_DIRECT_BYTES
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            unzipped_bytes: DEFAULT_UNZIPPED_LIMIT,
-            zipped_warning_bytes: DEFAULT_ZIPPED_WARNING,
+            unzipped_bytes: lambda::UNZIPPED_BYTES,
+            zipped_warning_bytes: lambda::ZIPPED_DIRECT_BYTES,
         }
     }
 }
@@ -234,7 +239,7 @@ impl LoadedSpec {
 
 /// Reads and checks a spec; errors carry the file name, line and column.
 pub(crate) fn load(path: &Path) -> Result<LoadedSpec> {
-    let text = fs_err::read_to_string(path)
+    let text = input::read_to_string(path, input::YAML_CAP, "layer spec")
         .with_context(|| "cannot read the layer spec: pass --spec PATH or run in the folder holding layer.yaml")?;
     let spec = parse(&text).with_context(|| format!("{}: invalid layer spec", path.display()))?;
     let dir = path
@@ -252,7 +257,55 @@ pub(crate) fn load(path: &Path) -> Result<LoadedSpec> {
 }
 
 pub(crate) fn parse(text: &str) -> Result<Spec> {
+    check_flow_depth(text).map_err(|e| anyhow!(e))?;
     Ok(serde_norway::from_str(text)?)
+}
+
+/// Refuses flow collections (`[...]`, `{...}`) nested deeper than [`MAX_FLOW_DEPTH`], before
+/// the parser sees them. Quoted strings, comments and brackets inside plain words
+/// (`a[1].txt`) do not count; block nesting is cheap for the parser and is left to it.
+pub(crate) fn check_flow_depth(text: &str) -> Result<(), String> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<char> = None;
+    // `prev` is the character before; `last` the last one outside quotes that was not a
+    // space: a `[` opens a collection only after one of `:-,[{?` or at a line's start.
+    let (mut prev, mut last) = ('\n', '\n');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+            if quote == Some('#') {
+                quote = None;
+            }
+        }
+        match (quote, c) {
+            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
+                chars.next();
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if q == c => quote = None,
+            (Some(_), _) => {}
+            (None, '#') if prev.is_whitespace() => quote = Some('#'),
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '{') if matches!(last, '\n' | ':' | '-' | ',' | '[' | '{' | '?') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        "line {line}: `[` and `{{` nest more than {MAX_FLOW_DEPTH} levels deep: a layer spec needs a few"
+                    ));
+                }
+            }
+            (None, ']' | '}') if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        if c == '\n' || (quote.is_none() && !c.is_whitespace()) {
+            last = c;
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 fn validate(l: &LoadedSpec) -> Result<()> {
@@ -275,8 +328,34 @@ fn validate(l: &LoadedSpec) -> Result<()> {
     if s.architectures.is_empty() {
         bail!("{p}: `architectures` is empty: list x86_64, arm64 or both");
     }
+    if s.limits.unzipped_bytes > lambda::UNZIPPED_BYTES {
+        bail!(
+            "{p}: limits.unzipped_bytes is {}, over Lambda's own limit of {}: a limit may only be lowered",
+            s.limits.unzipped_bytes,
+            lambda::UNZIPPED_BYTES
+        );
+    }
     if s.python.is_some() && s.runtimes.is_empty() {
         bail!("{p}: `python` needs at least one entry in `runtimes`");
+    }
+    let named = |rts: &mut dyn Iterator<Item = Runtime>, key: &str| -> Result<()> {
+        for rt in rts {
+            if !s.runtimes.contains(&rt) {
+                bail!(
+                    "{p}: python.{key} names {rt}, which is not one of the spec's runtimes ({}): add it to `runtimes` or drop it",
+                    s.runtimes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        Ok(())
+    };
+    if let Some(py) = &s.python {
+        named(&mut py.bytecode_runtimes.iter().flatten().copied(), "bytecode_runtimes")?;
+        named(&mut py.interpreters.keys().copied(), "interpreters")?;
     }
     if let Some(c) = &s.collector {
         for (key, src) in &c.per_arch {
@@ -298,10 +377,38 @@ mod tests {
     #[test]
     fn defaults_fill_limits_and_collector_dest() {
         let s = parse(&format!("{MINIMAL}collector:\n  source:\n    path: bin/collector\n")).unwrap();
-        assert_eq!(s.limits.unzipped_bytes, DEFAULT_UNZIPPED_LIMIT);
+        assert_eq!(s.limits.unzipped_bytes, lambda::UNZIPPED_BYTES);
         let c = s.collector.unwrap();
         assert_eq!(c.dest, "extensions/collector");
         assert_eq!(c.source.unwrap().kind(), Ok(SourceKind::Path("bin/collector".into())));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!("name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        let e = parse(&deep).unwrap_err().to_string();
+        assert!(e.contains("nest more than 32 levels"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let fine = format!(
+            "{MINIMAL}# a comment with [[[[ brackets\nfiles:\n  - {{src: 'a[1].txt', dest: \"x{{{{\"}}\n  - src: b[2]\n    dest: y\n"
+        );
+        let s = parse(&fine).unwrap();
+        assert_eq!(s.files[0].src, Path::new("a[1].txt"));
+        assert_eq!(s.files[1].src, Path::new("b[2]"));
+        let flat = format!("{MINIMAL}runtimes: {}\n", "[".repeat(32) + &"]".repeat(32));
+        assert!(!parse(&flat).unwrap_err().to_string().contains("nest"));
+    }
+
+    #[test]
+    fn a_limit_may_only_be_lowered() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("layer.yaml");
+        std::fs::write(&p, format!("{MINIMAL}limits:\n  unzipped_bytes: 300000000\n")).unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert!(e.contains("over Lambda's own limit of 262144000"), "{e}");
+        std::fs::write(&p, format!("{MINIMAL}limits:\n  unzipped_bytes: 100000000\n")).unwrap();
+        assert_eq!(load(&p).unwrap().spec.limits.unzipped_bytes, 100_000_000);
     }
 
     #[test]
@@ -310,6 +417,30 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("unknown field `colector`"), "{msg}");
         assert!(msg.contains("line 4 column 1"), "{msg}");
+    }
+
+    #[test]
+    fn python_keys_name_only_the_spec_runtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_with = |python: &str| {
+            let path = dir.path().join("layer.yaml");
+            let text = format!("{MINIMAL}runtimes: [python3.12, python3.13]\npython:\n  lock: r.txt\n{python}");
+            std::fs::write(&path, text).unwrap();
+            load(&path)
+        };
+        let l = load_with("  bytecode_runtimes: [python3.13]\n").unwrap();
+        let py = l.spec.python.unwrap();
+        assert_eq!(py.bytecode_runtimes, Some(vec![Runtime::parse("python3.13").unwrap()]));
+        let e = load_with("  bytecode_runtimes: [python3.9]\n").unwrap_err().to_string();
+        assert!(
+            e.ends_with("python.bytecode_runtimes names python3.9, which is not one of the spec's runtimes (python3.12, python3.13): add it to `runtimes` or drop it"),
+            "{e}"
+        );
+        let e = load_with("  interpreters: {python3.11: /usr/bin/python3.11}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("python.interpreters names python3.11"), "{e}");
+        assert!(load_with("").unwrap().spec.python.unwrap().bytecode_runtimes.is_none());
     }
 
     #[test]

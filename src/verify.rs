@@ -1,22 +1,31 @@
-//! Re-checks a finished zip against its manifest, its checksum file and the layer rules.
+//! Re-checks a finished zip against its manifest, its checksum file and the layer rules, from
+//! the zip's own bytes: its raw structure first (one unambiguous archive, modes as stored),
+//! then every entry streamed, hashed and held to its declared size. Lambda's limits are
+//! constants no manifest can raise, and memory stays small whatever the zip holds.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
-use sha2::{Digest, Sha256};
-use zip::ZipArchive;
+use anyhow::{Result, anyhow};
 
-use crate::check::elf;
-use crate::check::rules;
+use crate::check::zipcanon::{self, Entry as RawEntry};
+use crate::check::{elf, rules};
 use crate::manifest::{self, Manifest, ManifestEntry, format_mode};
 use crate::model::arch::Arch;
+use crate::model::lambda;
+use crate::support::extract::{HashSink, stream_exact};
+use crate::support::input;
+use crate::support::outdir;
+use crate::support::text::show;
+
+/// How much of each file is kept for the ELF check: headers and program headers.
+const ELF_HEAD: usize = 64 << 10;
 
 /// A problem found in one zip: tests and scripts match on the zip and the entry.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {}{problem}", zip.display(), entry.as_ref().map(|e| format!("entry `{e}`: ")).unwrap_or_default())]
+#[error("{}: {}{problem}", show(&zip.display().to_string()), entry.as_ref().map(|e| format!("entry `{}`: ", show(e))).unwrap_or_default())]
 pub(crate) struct VerifyError {
     pub zip: PathBuf,
     pub entry: Option<String>,
@@ -32,44 +41,6 @@ pub(crate) struct Verified {
     pub warnings: Vec<String>,
 }
 
-/// Verifies a zip on disk with the manifest (and `.sha256`, when present) beside it.
-pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
-    let bytes = fs_err::read(zip_path)?;
-    let manifest_path = manifest_override
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest::manifest_path(zip_path));
-    if !manifest_path.exists() {
-        bail!(
-            "{}: no manifest at {}: verify needs the manifest `layerbuild build` writes beside the zip (or pass --manifest)",
-            zip_path.display(),
-            manifest_path.display()
-        );
-    }
-    let manifest = manifest::read(&manifest_path)?;
-    let summary = verify_bytes(zip_path, &bytes, &manifest)?;
-    let sum_path = manifest::checksum_path(zip_path);
-    if sum_path.exists() {
-        let name = zip_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let want = manifest::read_checksum(&sum_path, &name)?;
-        if want != summary.sha256 {
-            return Err(fail(
-                zip_path,
-                None,
-                format!(
-                    "sha256 is {} but {} says {want}: the zip changed after it was built",
-                    summary.sha256,
-                    sum_path.display()
-                ),
-            ));
-        }
-    }
-    crate::sbom::verify_beside(zip_path, &manifest)?;
-    Ok(summary)
-}
-
 fn fail(zip: &Path, entry: Option<&str>, problem: impl Into<String>) -> anyhow::Error {
     VerifyError {
         zip: zip.to_path_buf(),
@@ -79,102 +50,295 @@ fn fail(zip: &Path, entry: Option<&str>, problem: impl Into<String>) -> anyhow::
     .into()
 }
 
-/// Verifies zip bytes against a manifest. Never panics: a corrupt zip is an error.
-pub(crate) fn verify_bytes(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
-    match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, bytes, manifest))) {
+/// Verifies a zip on disk with the manifest (and `.sha256`, when present) beside it.
+pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> Result<Verified> {
+    let folder = zip_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if outdir::interrupted(folder) {
+        return Err(fail(
+            zip_path,
+            None,
+            "a build into this folder was interrupted while moving its outputs in: run the build again",
+        ));
+    }
+    let mut file = input::open_regular(zip_path)?;
+    let len = file.metadata()?.len();
+    let manifest_path = manifest_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest::manifest_path(zip_path));
+    let manifest = manifest::read(&manifest_path).map_err(|e| {
+        if e.downcast_ref::<input::InputError>().is_some_and(input::InputError::is_not_found) {
+            anyhow!(
+                "{}: no manifest at {}: verify needs the manifest `layerbuild build` writes beside the zip (or pass --manifest)",
+                show(&zip_path.display().to_string()),
+                show(&manifest_path.display().to_string())
+            )
+        } else {
+            e
+        }
+    })?;
+    let summary = verify_reader(zip_path, &mut file, len, &manifest)?;
+    check_checksum_file(zip_path, &summary.sha256)?;
+    crate::sbom::verify_beside(zip_path, &manifest)?;
+    Ok(summary)
+}
+
+/// The `.sha256` beside the zip, when there is one, names the zip's hash.
+fn check_checksum_file(zip_path: &Path, sha256: &str) -> Result<()> {
+    let sum_path = manifest::checksum_path(zip_path);
+    if !sum_path.exists() {
+        return Ok(());
+    }
+    let name = zip_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let want = manifest::read_checksum(&sum_path, &name)?;
+    if want != sha256 {
+        return Err(fail(
+            zip_path,
+            None,
+            format!(
+                "sha256 is {sha256} but {} says {want}: the zip changed after it was built",
+                show(&sum_path.display().to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies a zip read from `zip` (`len` bytes) against a manifest. Never panics: a corrupt
+/// zip is an error.
+pub(crate) fn verify_reader<R: Read + Seek>(
+    zip_path: &Path,
+    zip: &mut R,
+    len: u64,
+    manifest: &Manifest,
+) -> Result<Verified> {
+    match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, zip, len, manifest))) {
         Ok(r) => r,
         Err(_) => Err(fail(zip_path, None, "the zip is corrupt (the reader gave up on it)")),
     }
 }
 
-fn verify_inner(zip_path: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Verified> {
+fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest: &Manifest) -> Result<Verified> {
     let arch = Arch::parse(&manifest.layer.arch).ok_or_else(|| {
         fail(
             zip_path,
             None,
-            format!("manifest names unknown architecture `{}`", manifest.layer.arch),
+            format!("manifest names unknown architecture `{}`", show(&manifest.layer.arch)),
         )
     })?;
-    let mut zip = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| fail(zip_path, None, format!("not a readable zip ({e}): rebuild it")))?;
+    let raw = zipcanon::scan(zip, len).map_err(|e| {
+        let entry = e.entry.as_deref().map(String::from_utf8_lossy);
+        fail(zip_path, entry.as_deref(), e.problem)
+    })?;
     let expected: BTreeMap<&str, &ManifestEntry> = manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let collector = manifest.collector.as_ref().map(|c| c.path.as_str());
-    let mut seen = BTreeSet::new();
-    let mut unzipped = 0u64;
-    for i in 0..zip.len() {
-        let mut file = zip
-            .by_index(i)
-            .map_err(|e| fail(zip_path, None, format!("entry {i} is unreadable ({e})")))?;
-        let name = String::from_utf8(file.name_raw().to_vec())
-            .map_err(|_| fail(zip_path, None, format!("entry {i} has a name that is not UTF-8")))?;
-        let bad = |problem: String| fail(zip_path, Some(&name), problem);
-        if !seen.insert(name.clone()) {
-            return Err(bad("appears twice".into()));
-        }
-        let want = check_entry(&name, file.is_dir(), file.unix_mode(), &expected).map_err(bad)?;
-        if file.is_dir() {
-            continue;
-        }
-        let mut data = Vec::with_capacity(file.size().min(1 << 30) as usize);
-        file.read_to_end(&mut data)
-            .map_err(|e| bad(format!("cannot be read back ({e}): the zip is damaged")))?;
-        check_content(&name, &data, want, arch, collector == Some(name.as_str())).map_err(bad)?;
-        unzipped += data.len() as u64;
-    }
-    if let Some(missing) = expected.keys().find(|p| !seen.contains(**p)) {
-        return Err(fail(
-            zip_path,
-            Some(missing),
-            "is in the manifest but missing from the zip",
+    // Entry by entry first, so a changed zip is reported by what changed in it; every
+    // declared size is within the limit before any byte is inflated.
+    let unzipped = check_listing(zip_path, &raw, &expected, manifest)?;
+    check_contents(zip_path, zip, &raw, &expected, arch, manifest)?;
+    let sha256 = check_zip_record(zip_path, zip, len, manifest)?;
+    let mut warnings = Vec::new();
+    if len > lambda::ZIPPED_DIRECT_BYTES {
+        warnings.push(format!(
+            "{}: {len} bytes zipped is over {} bytes: upload it through S3, a direct upload is refused",
+            show(&zip_path.display().to_string()),
+            lambda::ZIPPED_DIRECT_BYTES
         ));
     }
-    let (sha256, warnings) = check_whole(zip_path, bytes, manifest, unzipped)?;
     Ok(Verified {
-        entries: seen.len(),
-        size: bytes.len() as u64,
+        entries: raw.len(),
+        size: len,
         unzipped,
         sha256,
         warnings,
     })
 }
 
-/// An entry's path and mode follow the layer rules and match its manifest entry.
+/// The manifest's record of the zip (sha256, CodeSha256, size) describes these bytes.
+fn check_zip_record<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest: &Manifest) -> Result<String> {
+    let mut sink = HashSink::new(0);
+    zip.seek(SeekFrom::Start(0))
+        .and_then(|_| io::copy(&mut (&mut *zip).take(len), &mut sink))
+        .map_err(|e| fail(zip_path, None, format!("cannot be read ({e})")))?;
+    let sha256 = sink.finish().0;
+    let z = &manifest.zip;
+    let wrong = |what: &str, got: &str, said: &str| {
+        fail(
+            zip_path,
+            None,
+            format!("{what} is {got} but the manifest says {}", show(said)),
+        )
+    };
+    if sha256 != z.sha256 {
+        return Err(wrong("sha256", &sha256, &z.sha256));
+    }
+    let code = manifest::code_sha256(&sha256);
+    if code != z.code_sha256 {
+        return Err(wrong("code_sha256", &code, &z.code_sha256));
+    }
+    if len != z.size {
+        return Err(wrong("size", &len.to_string(), &z.size.to_string()));
+    }
+    Ok(sha256)
+}
+
+/// Names, modes and declared sizes against the manifest, and the unzipped total against
+/// Lambda's limit (or the manifest's, when lower); returns the total.
+fn check_listing(
+    zip_path: &Path,
+    raw: &[RawEntry],
+    expected: &BTreeMap<&str, &ManifestEntry>,
+    manifest: &Manifest,
+) -> Result<u64> {
+    if expected.len() != manifest.entries.len() {
+        return Err(fail(
+            zip_path,
+            None,
+            "the manifest lists one path twice: rebuild the layer",
+        ));
+    }
+    let limit = lambda::UNZIPPED_BYTES.min(manifest.limits.unzipped_bytes);
+    let mut total = 0u64;
+    for e in raw {
+        let Some(name) = e.name_str() else {
+            return Err(fail(
+                zip_path,
+                Some(&String::from_utf8_lossy(&e.name)),
+                "has a name that is not UTF-8",
+            ));
+        };
+        let want = check_entry(name, e, expected).map_err(|p| fail(zip_path, Some(name), p))?;
+        if want.size != e.size {
+            return Err(fail(
+                zip_path,
+                Some(name),
+                format!("size {} but the manifest says {}", e.size, want.size),
+            ));
+        }
+        total = total.saturating_add(e.size);
+        if total > limit {
+            return Err(fail(zip_path, None, over_limit(total, limit)));
+        }
+    }
+    let listed: std::collections::BTreeSet<&[u8]> = raw.iter().map(|e| e.name.as_slice()).collect();
+    if let Some(missing) = expected.keys().find(|p| !listed.contains(p.as_bytes())) {
+        return Err(fail(
+            zip_path,
+            Some(missing),
+            "is in the manifest but missing from the zip",
+        ));
+    }
+    if total != manifest.zip.unzipped_size {
+        return Err(fail(
+            zip_path,
+            None,
+            format!(
+                "unzipped size is {total} bytes but the manifest says {}",
+                manifest.zip.unzipped_size
+            ),
+        ));
+    }
+    Ok(total)
+}
+
+fn over_limit(total: u64, limit: u64) -> String {
+    if limit == lambda::UNZIPPED_BYTES {
+        format!(
+            "its entries declare at least {total} bytes unzipped, over Lambda's limit of {limit} bytes for a function and all its layers: remove packages"
+        )
+    } else {
+        format!(
+            "its entries declare at least {total} bytes unzipped, over the limit of {limit} bytes the layer was built with"
+        )
+    }
+}
+
+/// An entry's path and raw mode follow the layer rules and match its manifest entry.
 fn check_entry<'a>(
     name: &str,
-    is_dir: bool,
-    unix_mode: Option<u32>,
+    e: &RawEntry,
     expected: &BTreeMap<&str, &'a ManifestEntry>,
 ) -> Result<&'a ManifestEntry, String> {
-    rules::check_path(name).map_err(|e| format!("unsafe path: {e}"))?;
-    let full_mode = unix_mode.ok_or("has no unix mode: Lambda would unpack it with default permissions")?;
+    rules::check_path(name).map_err(|x| format!("unsafe path: {x}"))?;
+    let full_mode = e
+        .unix_mode()
+        .ok_or("has no unix mode: Lambda would unpack it with default permissions")?;
     if full_mode & 0o170000 == 0o120000 {
         return Err("is a symlink: layers must hold regular files".into());
     }
     let want = expected
         .get(name)
         .ok_or("is not in the manifest: the zip was changed after it was built")?;
-    rules::check_mode(name, is_dir, full_mode)?;
+    rules::check_mode(name, name.ends_with('/'), full_mode)?;
     let mode = format_mode(full_mode);
     if mode != want.mode {
-        return Err(format!("mode {mode} but the manifest says {}", want.mode));
+        return Err(format!("mode {mode} but the manifest says {}", show(&want.mode)));
     }
     Ok(want)
 }
 
-/// A file's bytes are the manifest's, and ELF files are for the layer's architecture.
-fn check_content(name: &str, data: &[u8], want: &ManifestEntry, arch: Arch, is_collector: bool) -> Result<(), String> {
-    let sha = hex::encode(Sha256::digest(data));
-    if data.len() as u64 != want.size {
-        return Err(format!("size {} but the manifest says {}", data.len(), want.size));
+/// Every file streamed through sha256 with its declared size enforced; ELF headers checked for
+/// the layer's architecture; the collector's hash is the manifest's collector record.
+fn check_contents<R: Read + Seek>(
+    zip_path: &Path,
+    zip: &mut R,
+    raw: &[RawEntry],
+    expected: &BTreeMap<&str, &ManifestEntry>,
+    arch: Arch,
+    manifest: &Manifest,
+) -> Result<()> {
+    let mut archive =
+        zip::ZipArchive::new(zip).map_err(|e| fail(zip_path, None, format!("not a readable zip ({e}): rebuild it")))?;
+    let collector = manifest.collector.as_ref();
+    let mut collector_seen = false;
+    for (i, e) in raw.iter().enumerate() {
+        let name = e.name_str().unwrap_or_default();
+        if name.ends_with('/') {
+            continue;
+        }
+        let bad = |problem: String| fail(zip_path, Some(name), problem);
+        let mut file = archive.by_index(i).map_err(|x| bad(format!("is unreadable ({x})")))?;
+        if file.name_raw() != e.name.as_slice() {
+            return Err(bad("the zip reader sees another entry in its place".into()));
+        }
+        let mut sink = HashSink::new(ELF_HEAD);
+        stream_exact(&mut file, e.size, &mut sink)
+            .map_err(|x| bad(format!("cannot be read back ({x}): the zip is damaged")))?;
+        let (sha, head) = sink.finish();
+        let want = expected[name];
+        if want.sha256.as_deref() != Some(sha.as_str()) {
+            return Err(bad(format!(
+                "sha256 {sha} but the manifest says {}",
+                show(want.sha256.as_deref().unwrap_or("none"))
+            )));
+        }
+        let is_collector = collector.is_some_and(|c| c.path == name);
+        if is_collector && collector.is_some_and(|c| c.sha256 != sha) {
+            return Err(bad(format!(
+                "is the collector, sha256 {sha}, but the manifest's collector record says {}",
+                show(collector.map(|c| c.sha256.as_str()).unwrap_or_default())
+            )));
+        }
+        collector_seen |= is_collector;
+        check_elf(name, &head, arch, is_collector).map_err(bad)?;
     }
-    if want.sha256.as_deref() != Some(sha.as_str()) {
-        return Err(format!(
-            "sha256 {sha} but the manifest says {}",
-            want.sha256.as_deref().unwrap_or("none")
+    if let Some(c) = collector.filter(|_| !collector_seen) {
+        return Err(fail(
+            zip_path,
+            Some(&c.path),
+            "is the manifest's collector but not a file in the zip",
         ));
     }
-    if elf::is_elf(data) || elf::looks_like_shared_object(name) || is_collector {
-        let info = elf::check_arch(data, arch).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn check_elf(name: &str, head: &[u8], arch: Arch, is_collector: bool) -> Result<(), String> {
+    if elf::is_elf(head) || elf::looks_like_shared_object(name) || is_collector {
+        let info = elf::check_arch(head, arch).map_err(|e| e.to_string())?;
         if is_collector && !info.is_executable() {
             return Err("is an ELF library, not an executable: the collector must be a program".into());
         }
@@ -182,45 +346,8 @@ fn check_content(name: &str, data: &[u8], want: &ManifestEntry, arch: Arch, is_c
     Ok(())
 }
 
-/// The zip's own hash and sizes: its sha256, the unzipped limit, the direct-upload warning.
-fn check_whole(zip_path: &Path, bytes: &[u8], manifest: &Manifest, unzipped: u64) -> Result<(String, Vec<String>)> {
-    let sha256 = hex::encode(Sha256::digest(bytes));
-    if sha256 != manifest.zip.sha256 {
-        return Err(fail(
-            zip_path,
-            None,
-            format!("sha256 is {sha256} but the manifest says {}", manifest.zip.sha256),
-        ));
-    }
-    if unzipped > manifest.limits.unzipped_bytes {
-        return Err(fail(
-            zip_path,
-            None,
-            format!(
-                "unzipped size {unzipped} bytes is over the limit of {} bytes (Lambda's 250 MB for a function and all its layers): remove packages or raise limits.unzipped_bytes",
-                manifest.limits.unzipped_bytes
-            ),
-        ));
-    }
-    let mut warnings = Vec::new();
-    if bytes.len() as u64 > manifest.limits.zipped_warning_bytes {
-        warnings.push(format!(
-            "{}: {} bytes zipped is over {} bytes: upload it through S3, a direct upload is refused",
-            zip_path.display(),
-            bytes.len(),
-            manifest.limits.zipped_warning_bytes
-        ));
-    }
-    Ok((sha256, warnings))
-}
-
 /// Verifies each zip, stopping at the first problem.
 pub(crate) fn run(zips: &[PathBuf], manifest_override: Option<&Path>) -> Result<Vec<(PathBuf, Verified)>> {
-    if manifest_override.is_some() && zips.len() > 1 {
-        return Err(anyhow!(
-            "--manifest names one manifest: verify one zip at a time with it"
-        ));
-    }
     zips.iter()
         .map(|z| verify_file(z, manifest_override).map(|v| (z.clone(), v)))
         .collect()

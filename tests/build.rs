@@ -285,7 +285,7 @@ collector:\n  source:\n    go: collector\n  config:\n    src: config.yaml\n    d
 /// A failed build exits 1 with a message and leaves nothing in the output folder.
 fn build_fails(dir: &Path, args: &[&str], message: &str) {
     layerbuild(dir)
-        .args(["--out", "dist"])
+        .args(["--out", "dist", "--progress", "never"])
         .args(args)
         .assert()
         .code(1)
@@ -388,10 +388,11 @@ fn spec_errors_name_file_line_and_column() {
         .assert()
         .code(1)
         .stderr(contains("layer.yaml: invalid layer spec").and(contains("line 19 column 1")));
+    // A spec that is not there is a usage error (tests/errors.rs pins the message).
     layerbuild(d.path())
         .args(["--spec", "nope.yaml"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(contains("nope.yaml"));
 }
 
@@ -526,9 +527,10 @@ fn verify_needs_the_manifest() {
     let zip = built(d.path());
     std::fs::remove_file(d.path().join("dist/demo-layer-amd64-ver-1-2-3.manifest.json")).unwrap();
     verify_fails(d.path(), &zip, "no manifest at");
+    // A zip that is not there is a usage error (tests/errors.rs pins the message).
     layerbuild(d.path())
         .args(["verify", "dist/missing.zip"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(contains("dist/missing.zip"));
 }

@@ -209,7 +209,10 @@ fn verify_fails_on_a_tampered_sbom() {
         doc["metadata"]["timestamp"] = "2001-01-01T00:00:00Z".into();
     });
     verify_ok();
+    // Like the `.sha256`, the SBOM is checked when it travels with the zip.
     std::fs::remove_file(d.path().join("dist").join(AMD64_SBOM)).unwrap();
+    verify_ok();
+    std::fs::create_dir(d.path().join("dist").join(AMD64_SBOM)).unwrap();
     layerbuild(d.path())
         .args(["verify", &format!("dist/{AMD64_ZIP}")])
         .assert()

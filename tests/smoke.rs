@@ -13,7 +13,7 @@ use std::process::Command as StdCommand;
 
 use serde_json::{Value, json};
 
-use common::{EM_AARCH64, EM_X86_64, ET_EXEC, ZipEntry, fake_elf, layerbuild, write_zip};
+use common::{EM_AARCH64, EM_X86_64, ET_EXEC, ZipEntry, fake_elf, layerbuild, layerbuild_shared_cache, write_zip};
 
 const WRAPPER: &str = r#"#!/bin/sh
 # Test exec wrapper: put the fake shim on PYTHONPATH and swap the handler, as otel-instrument does.
@@ -468,6 +468,22 @@ fn a_dir_works_like_a_zip_and_cold_starts_are_timed() {
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(out.status.success(), "{report:#}");
+    // stderr is a pipe: one plain line per stage start and end, durations redacted.
+    let filters = vec![
+        (r"\b\d+m\d{2}s\b", "<t>"),
+        (r"\b\d+(\.\d)?s\b", "<t>"),
+        (r"python3\.\d+", "python3.X"),
+    ];
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
+        [python3.X] runtime packages: started
+        [python3.X] runtime packages: done in <t>: client builtin (smoke's minimal Runtime API client)
+        [python3.X] run: started
+        [python3.X] run: done in <t>: passed
+        [python3.X] cold starts: started
+        [python3.X] cold starts: done in <t>: 2 timed
+        ");
+    });
     let cold = &report["cold_start"];
     assert_eq!(cold["wrapper_to_result_ms"].as_array().unwrap().len(), 2, "{cold}");
     assert!(cold["min_ms"].as_u64().unwrap() <= cold["median_ms"].as_u64().unwrap());
@@ -695,14 +711,14 @@ fn a_telemetry_subscriber_drains_before_the_freeze() {
 }
 
 #[test]
-fn like_the_rie_nothing_is_delivered_and_the_subscriber_falls_back() {
+fn a_silent_telemetry_api_delivers_nothing_and_the_subscriber_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     let noted = dir.path().join("notes");
     let layer = replace(good_layer(), collector("telemetry", Some(&noted)));
-    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300", "--telemetry", "rie"]);
+    let (ok, report) = smoke_json(dir.path(), &layer, &["--freeze-ms", "300", "--telemetry", "silent"]);
     assert!(ok, "{report:#}\n{}", notes(&noted));
     let run = &report["runs"][0];
-    assert_eq!(run["telemetry"]["mode"], "rie");
+    assert_eq!(run["telemetry"]["mode"], "silent");
     assert_eq!(run["telemetry"]["subscriptions"][0]["delivered_to"], false);
     assert_eq!(run["telemetry"]["deliveries"], 0);
     let noted = notes(&noted);
@@ -759,8 +775,7 @@ fn smoke_real_amd64(extra: &[&str]) -> Value {
         "{} is missing: build it first (cargo run --release -- --out dist)",
         zip.display()
     );
-    let out = layerbuild(root)
-        .env_remove("LAYERBUILD_CACHE")
+    let out = layerbuild_shared_cache(root)
         .arg("smoke")
         .arg(&zip)
         .args(["--free-ports", "--timeout", "120", "--json"])

@@ -2,6 +2,7 @@
 
 pub(crate) mod elf;
 pub(crate) mod rules;
+pub(crate) mod zipcanon;
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,8 @@ use rayon::prelude::*;
 
 use crate::model::arch::Arch;
 use crate::model::entry::Entry;
+
+pub mod glibc;
 
 /// Failures scripts and tests tell apart.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,11 @@ pub(crate) fn must_be_executable(path: &str) -> bool {
 pub(crate) fn check_mode(path: &str, is_dir: bool, full_mode: u32) -> Result<(), String> {
     let kind = full_mode & 0o170000;
     let mode = full_mode & 0o7777;
+    if mode & 0o7000 != 0 {
+        return Err(format!(
+            "mode {mode:04o} has setuid, setgid or sticky bits: Lambda would unpack them as they are"
+        ));
+    }
     if is_dir {
         if mode != MODE_DIR {
             return Err(format!(
@@ -102,6 +107,10 @@ mod tests {
         assert!(check_mode("python/", true, 0o40755).is_ok());
         assert!(check_mode("python/", true, 0o40700).unwrap_err().contains("0700"));
         assert!(check_mode("otel-instrument", false, 0o100755).is_ok());
+        for special in [0o104755, 0o102755, 0o101755, 0o041755] {
+            let e = check_mode("x/", special & 0o040000 != 0, special).unwrap_err();
+            assert!(e.contains("setuid, setgid or sticky"), "{special:o}: {e}");
+        }
         assert!(
             check_mode("a.py", false, 0o100600)
                 .unwrap_err()

@@ -10,7 +10,9 @@ use serde_json::json;
 use super::input::InputArgs;
 use crate::build;
 use crate::plan::Plan;
-use crate::support::progress::Progress;
+use crate::support::progress::bytes as human_bytes;
+use crate::support::progress::{Progress, ProgressMode};
+use crate::support::text::terminal_safe;
 
 #[derive(Debug, Args, Clone)]
 pub(super) struct BuildArgs {
@@ -27,13 +29,24 @@ pub(super) struct BuildArgs {
     quiet: bool,
 }
 
-pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
-    let plan = Plan::new(&args.input.options(args.out.clone()))?;
-    let progress = Progress::new(args.quiet);
-    let built = build::run(&plan, &progress)?;
+pub(super) fn run(args: &BuildArgs, mode: ProgressMode) -> Result<ExitCode> {
+    let plan = Plan::new(&args.input.options(args.out.clone())?)?;
+    let progress = Progress::new(mode, args.quiet);
+    progress.line(format_args!(
+        "build: {} {} for {} into {}",
+        plan.spec.spec.name,
+        plan.spec.spec.version,
+        plan.layers
+            .iter()
+            .map(|l| l.arch.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.out.display()
+    ));
+    let built = build_into_out(&plan, &progress)?;
     for b in &built {
         for w in &b.warnings {
-            eprintln!("layerbuild: warning: {w}");
+            eprintln!("layerbuild: warning: {}", terminal_safe(w));
         }
     }
     if args.json {
@@ -76,17 +89,28 @@ pub(super) fn run(args: &BuildArgs) -> Result<ExitCode> {
             );
             println!("  sha256 {}  CodeSha256 {}", m.zip.sha256, m.zip.code_sha256);
             for n in &b.notes {
-                println!("  note: {n}");
+                println!("  note: {}", terminal_safe(n));
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
+/// Builds; on failure, removes the `--out` folders this build created (only if still empty),
+/// so that a failed build leaves nothing behind.
+fn build_into_out(plan: &Plan, progress: &Progress) -> Result<Vec<build::Built>> {
+    let mut created = Vec::new();
+    let mut dir = Some(plan.out.as_path());
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created.push(d.to_path_buf());
+        dir = d.parent();
     }
+    let result = build::run(plan, progress);
+    if result.is_err() {
+        // Deepest first; remove_dir leaves any folder that something else wrote into.
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    result
 }

@@ -1,12 +1,15 @@
 //! Flags `build` and `plan` share: where the layer is described and which parts to build.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::check::elf;
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::plan::Options;
+use crate::support::usage::usage;
 
 /// Where the layer is described and which parts of it to build.
 #[derive(Debug, Args, Clone)]
@@ -66,8 +69,17 @@ pub(super) fn parse_python(s: &str) -> Result<(Runtime, PathBuf), String> {
 }
 
 impl InputArgs {
-    pub(super) fn options(&self, out: PathBuf) -> Options {
-        Options {
+    /// The options, once every path a flag names is there: a missing one is a usage error that
+    /// names the flag, not the spec or a file deep in the build.
+    pub(super) fn options(&self, out: PathBuf) -> Result<Options> {
+        require_spec(&self.spec)?;
+        for (arch, path) in &self.collector {
+            check_collector(*arch, path)?;
+        }
+        for (rt, path) in &self.python {
+            require_python(*rt, path)?;
+        }
+        Ok(Options {
             spec: self.spec.clone(),
             arch: self.arch.0,
             out,
@@ -76,6 +88,53 @@ impl InputArgs {
             wheelhouse: self.wheelhouse.clone(),
             offline: self.offline,
             no_bytecode: self.no_bytecode,
-        }
+        })
     }
+}
+
+/// The spec must exist: without it there is nothing to build (a usage error, exit 2).
+pub(super) fn require_spec(spec: &Path) -> Result<()> {
+    if spec.exists() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{}: no such file: pass --spec PATH or run in the folder holding layer.yaml",
+        spec.display()
+    )))
+}
+
+/// `--python RUNTIME=PATH` must name something that exists; whether it runs is checked when used.
+pub(super) fn require_python(rt: Runtime, path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "--python {rt}={}: no such file: give the path of a {rt} interpreter, or leave the flag out to find one on PATH",
+        path.display()
+    )))
+}
+
+/// `--collector ARCH=PATH`: the file must exist (else a usage error) and be an executable for
+/// ARCH; either failure names the flag as typed.
+fn check_collector(arch: Arch, path: &Path) -> Result<()> {
+    let flag = format!("--collector {arch}={}", path.display());
+    // Read as every input is: a regular file only (a FIFO or a device is refused before any
+    // read), and no more than a layer can hold.
+    let data = match crate::support::input::read(path, crate::support::input::FILE_CAP, "collector") {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() => {
+            return Err(usage(format!(
+                "{flag}: no such file: give the path of a collector binary built for {arch}"
+            )));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("{flag}: cannot read it"))),
+    };
+    if !elf::is_elf(&data) {
+        anyhow::bail!("{flag}: not an ELF file: give a collector program built for {arch}");
+    }
+    let info = elf::check_arch(&data, arch).with_context(|| flag.clone())?;
+    if !info.is_executable() {
+        anyhow::bail!("{flag}: an ELF library, not an executable: give the collector program built for {arch}");
+    }
+    Ok(())
 }

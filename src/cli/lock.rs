@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::input::parse_python;
+use super::input::{parse_python, require_python, require_spec};
 use crate::model::runtime::Runtime;
+use crate::support::progress::{Progress, ProgressMode};
+use crate::support::text::terminal_safe;
 
 #[derive(Debug, Args)]
 pub(super) struct LockArgs {
@@ -19,13 +21,21 @@ pub(super) struct LockArgs {
     python: Vec<(Runtime, PathBuf)>,
 }
 
-pub(super) fn run(args: &LockArgs) -> Result<ExitCode> {
-    let locked = crate::python::lock::run(&crate::python::lock::LockInput {
-        spec: args.spec.clone(),
-        pythons: args.python.clone(),
-    })?;
+pub(super) fn run(args: &LockArgs, mode: ProgressMode) -> Result<ExitCode> {
+    require_spec(&args.spec)?;
+    for (rt, path) in &args.python {
+        require_python(*rt, path)?;
+    }
+    let progress = Progress::new(mode, false);
+    let locked = crate::python::lock::run(
+        &crate::python::lock::LockInput {
+            spec: args.spec.clone(),
+            pythons: args.python.clone(),
+        },
+        &progress,
+    )?;
     for w in &locked.warnings {
-        eprintln!("layerbuild: warning: {w}");
+        eprintln!("layerbuild: warning: {}", terminal_safe(w));
     }
     println!(
         "locked {} packages ({} wheels) in {}",

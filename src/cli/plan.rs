@@ -12,10 +12,13 @@ use super::input::InputArgs;
 use crate::gather::collector;
 use crate::manifest::format_mode;
 use crate::model::entry::Entry;
+use crate::model::runtime::Runtime;
 use crate::plan::{LayerPlan, Plan, Step};
 use crate::python::compile::BytecodePlan;
 use crate::python::fetch;
 use crate::python::select::TreePlan;
+use crate::python::sizes::{self, TreeSizes};
+use crate::support::text::show;
 
 #[derive(Debug, Args)]
 pub(super) struct PlanArgs {
@@ -27,7 +30,7 @@ pub(super) struct PlanArgs {
 }
 
 pub(super) fn run(args: &PlanArgs) -> Result<ExitCode> {
-    let plan = Plan::new(&args.input.options(PathBuf::from("dist")))?;
+    let plan = Plan::new(&args.input.options(PathBuf::from("dist"))?)?;
     let zips: Vec<Value> = plan
         .layers
         .iter()
@@ -47,6 +50,15 @@ pub(super) fn run(args: &PlanArgs) -> Result<ExitCode> {
 fn describe(plan: &Plan, layer: &LayerPlan) -> Result<Value> {
     let mut notes = Vec::new();
     let mut steps = Vec::new();
+    let bytecode_runtimes: Vec<Runtime> = layer
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Bytecode(b) => Some(b.runtimes.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut sizes = Value::Null;
     for step in &layer.steps {
         steps.push(match step {
             Step::Files(entries) => {
@@ -61,6 +73,7 @@ fn describe(plan: &Plan, layer: &LayerPlan) -> Result<Value> {
             }),
             Step::Python(tree) => {
                 notes.extend(tree.notes.iter().cloned());
+                sizes = runtime_sizes(&sizes::from_cache(tree, &bytecode_runtimes, &plan.cache));
                 python(plan, tree)
             }
             Step::Bytecode(b) => bytecode(b),
@@ -70,6 +83,7 @@ fn describe(plan: &Plan, layer: &LayerPlan) -> Result<Value> {
         "arch": layer.arch.lambda_name(),
         "zip": layer.zip_name,
         "steps": steps,
+        "python_sizes": sizes,
         "notes": notes,
     }))
 }
@@ -107,6 +121,19 @@ fn python(plan: &Plan, tree: &TreePlan) -> Value {
     })
 }
 
+/// The Python tree's unpacked bytes: shared, and what each runtime adds.
+fn runtime_sizes(s: &TreeSizes) -> Value {
+    let runtimes: serde_json::Map<String, Value> = s
+        .runtimes
+        .iter()
+        .map(|(rt, r)| {
+            let v = json!({"own_wheels": r.own_wheels, "bytecode_estimate": r.bytecode, "gets_bytecode": r.gets_bytecode, "added": r.own_wheels + r.bytecode});
+            (rt.to_string(), v)
+        })
+        .collect();
+    json!({"shared": s.shared, "runtimes": runtimes, "total": s.total(), "uncached_wheels": s.uncached})
+}
+
 fn bytecode(b: &BytecodePlan) -> Value {
     let interpreters: serde_json::Map<String, Value> = b
         .interpreters
@@ -131,7 +158,7 @@ fn bytecode(b: &BytecodePlan) -> Value {
 fn print_layer(zip: &Value) {
     println!("{} ({})", text(&zip["zip"]), text(&zip["arch"]));
     for step in zip["steps"].as_array().into_iter().flatten() {
-        match text(&step["step"]) {
+        match text(&step["step"]).as_str() {
             "files" => {
                 println!("  files:");
                 for e in step["entries"].as_array().into_iter().flatten() {
@@ -149,9 +176,41 @@ fn print_layer(zip: &Value) {
             _ => print_bytecode(step),
         }
     }
+    print_sizes(&zip["python_sizes"]);
     for n in zip["notes"].as_array().into_iter().flatten() {
         println!("  note: {}", text(n));
     }
+}
+
+fn mb(v: &Value) -> String {
+    format!("{:.1} MB", v.as_u64().unwrap_or(0) as f64 / 1e6)
+}
+
+fn print_sizes(s: &Value) {
+    let Some(runtimes) = s["runtimes"].as_object() else {
+        return;
+    };
+    let uncached = s["uncached_wheels"].as_array().map(Vec::len).unwrap_or(0);
+    let known = if uncached == 0 {
+        String::new()
+    } else {
+        format!(", without {uncached} wheels not cached yet (their size is known once fetched)")
+    };
+    println!("  python size, unpacked{known}:");
+    println!("    shared by every runtime: {}", mb(&s["shared"]));
+    for (rt, r) in runtimes {
+        let bytecode = if r["gets_bytecode"] == true {
+            format!("{} bytecode (estimated)", mb(&r["bytecode_estimate"]))
+        } else {
+            "no bytecode".to_string()
+        };
+        println!(
+            "    {rt} adds {}: {} of its own wheels, {bytecode}",
+            mb(&r["added"]),
+            mb(&r["own_wheels"])
+        );
+    }
+    println!("    python tree in all: {}", mb(&s["total"]));
 }
 
 fn print_entry(e: &Value) {
@@ -192,11 +251,13 @@ fn print_bytecode(step: &Value) {
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
+/// A value of the plan for the terminal: paths and names come from specs, locks and wheels,
+/// so they are escaped and cut.
+fn text(v: &Value) -> String {
+    show(v.as_str().unwrap_or_default()).to_string()
 }
 
 fn list(v: &Value) -> String {
-    let items: Vec<&str> = v.as_array().into_iter().flatten().map(text).collect();
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
     items.join(", ")
 }

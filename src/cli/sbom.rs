@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::sbom;
-use crate::support::fs;
+use crate::support::{fs, input};
 
 #[derive(Debug, Args)]
 pub(super) struct SbomArgs {
@@ -21,7 +21,7 @@ pub(super) struct SbomArgs {
 }
 
 pub(super) fn run(args: &SbomArgs) -> Result<ExitCode> {
-    let bytes = fs_err::read(&args.zip)?;
+    let bytes = input::read(&args.zip, input::ARCHIVE_CAP, "layer zip")?;
     let name = args
         .zip
         .file_name()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::check::rules::{MODE_EXEC, MODE_FILE, must_be_executable};
+use crate::support::input;
 
 /// Where an entry's bytes come from.
 #[derive(Clone, Debug)]
@@ -57,7 +58,7 @@ impl Entry {
     pub(crate) fn read(&self) -> Result<Arc<[u8]>> {
         match &self.content {
             Content::Bytes(b) => Ok(b.clone()),
-            Content::Path(p) => Ok(fs_err::read(p)?.into()),
+            Content::Path(p) => Ok(input::read(p, input::FILE_CAP, "layer file")?.into()),
         }
     }
 }

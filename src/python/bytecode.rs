@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::runtime::Runtime;
 use crate::python::interpreter::Interpreter;
-use crate::support::fs::write_atomic;
+use crate::support::cache::Blobs;
+use crate::support::input;
 
 /// One source file to compile.
 #[derive(Debug, Clone)]
@@ -66,40 +67,51 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
     // Entries compiled before the hash seed was fixed are valid but not reproducible.
     h.update(b"\0hashseed=0");
     let key = hex::encode(h.finalize());
-    cache.join("pyc").join(&key[..2]).join(&key)
+    // Records, not the raw .pyc an older layerbuild kept under `pyc/`: a cache shared with
+    // one must not hand either the other's format.
+    cache.join("bytecode").join(&key[..2]).join(&key)
 }
 
+/// Each source's `.pyc`, `None` where the runtime cannot compile the file.
+pub(crate) type Pycs = Vec<Option<Arc<[u8]>>>;
+
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
-/// newer Python in a file that is never imported there).
-pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<Vec<Option<Arc<[u8]>>>> {
+/// newer Python in a file that is never imported there). Also says how many were compiled now
+/// rather than found in the cache.
+pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) -> Result<(Pycs, usize)> {
     let lock = {
         let mut map = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(interp.version.to_string()).or_default().clone()
     };
     let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
 
+    let blobs = Blobs::new(cache);
+    let magic = hex::decode(&interp.magic).unwrap_or_default();
     let slots: Vec<PathBuf> = sources.iter().map(|s| cache_slot(cache, interp, s)).collect();
     let mut out: Vec<Option<Option<Arc<[u8]>>>> = slots
         .iter()
-        .map(|slot| match fs_err::read(slot) {
+        .map(|slot| match blobs.get_record(slot, input::FILE_CAP) {
             // An empty entry records that this Python could not compile the file.
-            Ok(data) if data.is_empty() => Some(None),
-            Ok(data) => Some(Some(Arc::from(data))),
-            Err(_) => None,
+            Ok(Some((data, _))) if data.is_empty() => Some(None),
+            // A hit is bytecode of this Python, stored under its own hash.
+            Ok(Some((data, _))) if data.starts_with(&magic) => Some(Some(Arc::from(data))),
+            _ => None,
         })
         .collect();
     let todo: Vec<usize> = (0..sources.len()).filter(|&i| out[i].is_none()).collect();
     if !todo.is_empty() {
         let compiled = run_compiler(interp, todo.iter().map(|&i| &sources[i]))?;
         for (&i, pyc) in todo.iter().zip(compiled) {
-            write_atomic(&slots[i], &pyc)?;
+            let sha = blobs.put(&pyc)?;
+            blobs.put_record(&slots[i], &sha, &interp.version.to_string())?;
             out[i] = Some((!pyc.is_empty()).then(|| Arc::from(pyc)));
         }
     }
-    Ok(out
+    let pycs = out
         .into_iter()
         .map(|o| o.expect("every file was compiled or cached"))
-        .collect())
+        .collect();
+    Ok((pycs, todo.len()))
 }
 
 fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Source>) -> Result<Vec<Vec<u8>>> {
@@ -126,18 +138,23 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
         .spawn()
         .with_context(|| format!("cannot run {} to compile bytecode", interp.path.display()))?;
     let mut stdin = child.stdin.take().expect("piped stdin");
-    // Feed from another thread: the child writes results while it still reads.
+    let stderr = child.stderr.take().expect("piped stderr");
+    // Feed from one thread and drain stderr from another: the child writes results while it
+    // still reads, and a warning per line of source (SyntaxWarning for every invalid escape,
+    // Python 3.12 on) fills the stderr pipe long before the last result.
     let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let drainer = std::thread::spawn(move || drain(stderr, STDERR_KEPT));
     let mut stdout = Vec::new();
     child.stdout.take().expect("piped stdout").read_to_end(&mut stdout)?;
-    let output = child.wait_with_output()?;
+    let status = child.wait()?;
     let fed = feeder.join().expect("feeder thread does not panic");
-    if !output.status.success() || fed.is_err() {
+    let errors = drainer.join().expect("stderr thread does not panic");
+    if !status.success() || fed.is_err() {
         bail!(
             "{} (Python {}) failed compiling bytecode: {}: build with --no-bytecode to skip it",
             interp.path.display(),
             interp.version,
-            String::from_utf8_lossy(&output.stderr).trim_end()
+            String::from_utf8_lossy(&errors).trim_end()
         );
     }
     let mut results = Vec::with_capacity(sources.len());
@@ -154,6 +171,28 @@ fn run_compiler<'a>(interp: &Interpreter, sources: impl Iterator<Item = &'a Sour
         rest = &tail[len..];
     }
     Ok(results)
+}
+
+/// How much of the compiler's stderr is kept for an error message.
+const STDERR_KEPT: usize = 64 << 10;
+
+/// Reads `r` to its end, keeping the last `keep` bytes.
+fn drain(mut r: impl Read, keep: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * keep {
+            kept.drain(..kept.len() - keep);
+        }
+    }
+    if kept.len() > keep {
+        kept.drain(..kept.len() - keep);
+    }
+    kept
 }
 
 /// `pkg/mod.py` -> `pkg/__pycache__/mod.cpython-39.pyc`.
@@ -183,6 +222,16 @@ mod tests {
     }
 
     #[test]
+    fn stderr_is_drained_whole_and_its_end_kept() {
+        let text: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| format!("warning {i}\n").into_bytes())
+            .collect();
+        let kept = drain(&text[..], 1000);
+        assert_eq!(kept.len(), 1000);
+        assert!(text.ends_with(&kept));
+    }
+
+    #[test]
     #[ignore = "needs a python3.8 or python3.9 interpreter"]
     fn same_source_compiles_to_the_same_bytes_in_any_process() {
         // Python 3.11 and later sort set elements when marshalling; the layer's 3.8 and 3.9 do not.
@@ -207,8 +256,10 @@ mod tests {
             std::slice::from_ref(&target),
             tempfile::tempdir().unwrap().path(),
         )
-        .unwrap();
-        let after = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
+        .unwrap()
+        .0;
+        let (after, fresh) = compile(&interp, &[other, target], tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(fresh, 2, "an empty cache compiles every file");
         assert!(alone[0].is_some());
         assert_eq!(alone[0], after[1]);
     }

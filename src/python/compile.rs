@@ -34,6 +34,9 @@ pub(crate) struct Compiled {
     pub runtimes: Vec<Runtime>,
     /// Bytecode of the `.py` files the spec itself puts in the tree (the handler shim).
     pub spec_files: Vec<Entry>,
+    /// `.py` files compiled now, and those whose `.pyc` came from the cache (all runtimes).
+    pub compiled: usize,
+    pub reused: usize,
 }
 
 /// Compiles the tree's `.py` files into `tree`, and the spec's own ones under `dest` into entries.
@@ -55,16 +58,26 @@ pub(crate) fn run(
             )),
         }
     }
-    compile_tree(plan, cache, &found, tree)?;
-    let spec_files = compile_spec_files(&plan.dest, cache, &found, spec_files)?;
+    let mut tally = Tally::default();
+    compile_tree(plan, cache, &found, tree, &mut tally)?;
+    let spec_files = compile_spec_files(&plan.dest, cache, &found, spec_files, &mut tally)?;
     Ok(Compiled {
         runtimes: found.into_iter().map(|(rt, _)| rt).collect(),
         spec_files,
+        compiled: tally.compiled,
+        reused: tally.total - tally.compiled,
     })
 }
 
 /// A runtime's `.pyc` files by zip path.
 type Pycs = Vec<(String, std::sync::Arc<[u8]>)>;
+
+/// Sources handed to the compiler, and how many of them it compiled rather than found cached.
+#[derive(Debug, Default)]
+struct Tally {
+    total: usize,
+    compiled: usize,
+}
 
 /// Every `.py` a runtime can import: the shared tree and its own site-packages, not another's.
 fn compile_tree(
@@ -72,13 +85,14 @@ fn compile_tree(
     cache: &std::path::Path,
     found: &[(Runtime, Interpreter)],
     tree: &mut TreeFiles,
+    tally: &mut Tally,
 ) -> Result<()> {
     let others: Vec<String> = plan
         .runtimes
         .iter()
         .map(|&r| format!("{}/", runtime_site(&plan.dest, r)))
         .collect();
-    let compiled: Vec<(Runtime, Pycs)> = found
+    let compiled: Vec<(Runtime, Pycs, usize, usize)> = found
         .par_iter()
         .map(|(rt, interp)| -> Result<_> {
             let own = format!("{}/", runtime_site(&plan.dest, *rt));
@@ -96,17 +110,19 @@ fn compile_tree(
                     sha256: f.sha256,
                 })
                 .collect();
-            let pycs = bytecode::compile(interp, &sources, cache)?;
+            let (pycs, fresh) = bytecode::compile(interp, &sources, cache)?;
             // A file this Python cannot compile is one it never imports (newer syntax).
             let out = chosen
                 .iter()
                 .zip(pycs)
                 .filter_map(|((p, _), pyc)| Some((bytecode::pyc_path(p, *rt)?, pyc?)))
                 .collect();
-            Ok((*rt, out))
+            Ok((*rt, out, sources.len(), fresh))
         })
         .collect::<Result<_>>()?;
-    for (rt, pycs) in compiled {
+    for (rt, pycs, total, fresh) in compiled {
+        tally.total += total;
+        tally.compiled += fresh;
         for (path, data) in pycs {
             let f = WheelFile {
                 path: path.clone(),
@@ -127,6 +143,7 @@ fn compile_spec_files(
     cache: &std::path::Path,
     found: &[(Runtime, Interpreter)],
     files: &[Entry],
+    tally: &mut Tally,
 ) -> Result<Vec<Entry>> {
     let prefix = format!("{}/", dest.trim_matches('/'));
     let py: Vec<&Entry> = files
@@ -149,7 +166,10 @@ fn compile_spec_files(
         .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for (rt, interp) in found {
-        for (e, pyc) in py.iter().zip(bytecode::compile(interp, &sources, cache)?) {
+        let (pycs, fresh) = bytecode::compile(interp, &sources, cache)?;
+        tally.total += sources.len();
+        tally.compiled += fresh;
+        for (e, pyc) in py.iter().zip(pycs) {
             match (bytecode::pyc_path(&e.path, *rt), pyc) {
                 (Some(path), Some(pyc)) => out.push(Entry::file(
                     path,

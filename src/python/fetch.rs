@@ -12,7 +12,11 @@ use sha2::{Digest, Sha256};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::python::tags;
+use crate::support;
 use crate::support::fs::write_atomic;
+use crate::support::input;
+use crate::support::text::show;
+use crate::support::tool::ToolFailed;
 
 /// One wheel a build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,56 +64,82 @@ pub(crate) fn path(cache: &Path, sha256: &str, file: &str) -> PathBuf {
 /// share their pure wheels, which should be downloaded once.
 static FILLING: Mutex<()> = Mutex::new(());
 
-/// Makes every wanted wheel present in the cache; returns sha256 -> its path there.
+/// Makes every wanted wheel present in the cache; returns sha256 -> its bytes. Every byte
+/// returned was hashed here against the sha256 the lock names it by: a cached wheel changed
+/// since it was stored is dropped and fetched again like a missing one.
 pub(crate) fn ensure(
     cache: &Path,
     wheelhouse: Option<&Path>,
     offline: bool,
     wants: &[Want],
-) -> Result<BTreeMap<String, PathBuf>> {
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut found = BTreeMap::new();
     let mut missing = Vec::new();
     for w in wants {
-        let p = path(cache, &w.sha256, &w.file);
-        // Cache entries are only ever renamed in whole after their hash was checked.
-        if p.is_file() {
-            found.insert(w.sha256.clone(), p);
-        } else if !found.contains_key(&w.sha256) {
-            missing.push(w.clone());
+        if found.contains_key(&w.sha256) {
+            continue;
+        }
+        match cached(cache, w)? {
+            Some(data) => {
+                found.insert(w.sha256.clone(), data);
+            }
+            None => missing.push(w.clone()),
         }
     }
     if missing.is_empty() {
         return Ok(found);
     }
     let _guard = FILLING.lock().unwrap_or_else(|e| e.into_inner());
-    missing.retain(|w| !path(cache, &w.sha256, &w.file).is_file());
     missing.dedup_by(|a, b| a.sha256 == b.sha256);
-    if let Some(dir) = wheelhouse {
-        for w in &missing {
-            let src = dir.join(&w.file);
-            if !src.is_file() {
-                bail!(FetchError::NotInWheelhouse {
-                    package: w.package.clone(),
-                    file: w.file.clone(),
-                    wheelhouse: dir.display().to_string(),
-                });
+    let mut fetched = Vec::new();
+    for w in missing {
+        // Another architecture's build may have filled it while this one waited.
+        match cached(cache, &w)? {
+            Some(data) => {
+                found.insert(w.sha256.clone(), data);
             }
-            let data = fs_err::read(&src)?;
+            None => fetched.push(w),
+        }
+    }
+    if fetched.is_empty() {
+        return Ok(found);
+    }
+    if let Some(dir) = wheelhouse {
+        for w in &fetched {
+            let data = from_wheelhouse(dir, w)?;
             admit(cache, w, &data)?;
+            found.insert(w.sha256.clone(), data);
         }
     } else if offline {
-        let w = &missing[0];
+        let w = &fetched[0];
         bail!(FetchError::Offline {
             package: w.package.clone(),
             file: w.file.clone(),
         });
     } else {
-        download(cache, &missing)?;
-    }
-    for w in wants {
-        found.insert(w.sha256.clone(), path(cache, &w.sha256, &w.file));
+        found.extend(download(cache, &fetched)?);
     }
     Ok(found)
+}
+
+/// The cached wheel, if present and still the locked bytes.
+fn cached(cache: &Path, w: &Want) -> Result<Option<Vec<u8>>> {
+    if !tags::is_plain_file_name(&w.file) {
+        bail!("`{}` is not a plain wheel file name", show(&w.file));
+    }
+    support::cache::read_checked(&path(cache, &w.sha256, &w.file), &w.sha256, input::ARCHIVE_CAP)
+}
+
+fn from_wheelhouse(dir: &Path, w: &Want) -> Result<Vec<u8>> {
+    match input::read(&dir.join(&w.file), input::ARCHIVE_CAP, "wheel") {
+        Ok(data) => Ok(data),
+        Err(e) if e.is_not_found() => bail!(FetchError::NotInWheelhouse {
+            package: w.package.clone(),
+            file: w.file.clone(),
+            wheelhouse: dir.display().to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Checks `data` against the lock and renames it into the cache in one step.
@@ -131,7 +161,8 @@ fn admit(cache: &Path, w: &Want, data: &[u8]) -> Result<()> {
 /// One `pip download` per target for all the wheels it is the first to need, so pip's own
 /// configuration (index, credentials, proxy) applies; hashes in the requirements make pip pick
 /// exactly the locked file and refuse any other.
-fn download(cache: &Path, missing: &[Want]) -> Result<()> {
+fn download(cache: &Path, missing: &[Want]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut got_all = BTreeMap::new();
     let mut by_target: BTreeMap<(Arch, Runtime), Vec<&Want>> = BTreeMap::new();
     for w in missing {
         by_target.entry((w.arch, w.runtime)).or_default().push(w);
@@ -170,11 +201,14 @@ fn download(cache: &Path, missing: &[Want]) -> Result<()> {
             .output()
             .context("cannot run `python3 -m pip download`: install Python 3 with pip, or pass --wheelhouse DIR")?;
         if !out.status.success() {
-            bail!(
-                "`pip download` for {rt} on {arch} failed ({}):\n{}\nfix pip's access to the package index, or pass --wheelhouse DIR",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim_end()
-            );
+            return Err(ToolFailed {
+                summary: format!(
+                    "`pip download` for {rt} on {arch} failed ({}): pip's output is above: fix pip's access to the package index, or pass --wheelhouse DIR",
+                    out.status
+                ),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+            .into());
         }
         for w in &wants {
             let got = wheels.join(&w.file);
@@ -186,11 +220,12 @@ fn download(cache: &Path, missing: &[Want]) -> Result<()> {
                     w.version
                 );
             }
-            let data = fs_err::read(&got)?;
+            let data = input::read(&got, input::ARCHIVE_CAP, "wheel")?;
             admit(cache, w, &data)?;
+            got_all.insert(w.sha256.clone(), data);
         }
     }
-    Ok(())
+    Ok(got_all)
 }
 
 /// The Python that runs pip: `$LAYERBUILD_PYTHON`, else `python3`.
@@ -224,9 +259,17 @@ mod tests {
         fs_err::write(house.path().join(file), b"wheel bytes").unwrap();
         let w = want(b"wheel bytes", file);
         let got = ensure(cache.path(), Some(house.path()), false, std::slice::from_ref(&w)).unwrap();
-        assert_eq!(fs_err::read(&got[&w.sha256]).unwrap(), b"wheel bytes");
+        assert_eq!(got[&w.sha256], b"wheel bytes");
         // Warm: found without the wheelhouse, even offline.
-        ensure(cache.path(), None, true, std::slice::from_ref(&w)).unwrap();
+        let warm = ensure(cache.path(), None, true, std::slice::from_ref(&w)).unwrap();
+        assert_eq!(warm[&w.sha256], b"wheel bytes");
+        // Changed in the cache: no longer a hit, so offline it is missing...
+        fs_err::write(path(cache.path(), &w.sha256, file), b"wheel bytez").unwrap();
+        let e = ensure(cache.path(), None, true, std::slice::from_ref(&w)).unwrap_err();
+        assert!(e.to_string().contains("--offline"), "{e}");
+        // ...and with the wheelhouse it is fetched again.
+        let again = ensure(cache.path(), Some(house.path()), true, std::slice::from_ref(&w)).unwrap();
+        assert_eq!(again[&w.sha256], b"wheel bytes");
 
         let bad = want(b"other bytes", file);
         let e = ensure(cache.path(), Some(house.path()), false, std::slice::from_ref(&bad)).unwrap_err();

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::model::runtime::Runtime;
-use crate::support::fs::write_atomic;
+use crate::support::cache::Blobs;
 
 /// A CPython found on the build host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,15 +315,18 @@ pub(crate) fn probe(path: &Path, cache: Option<&Path>) -> Result<Interpreter> {
         Some(cache) => Some(probe_slot(path, cache)?),
         None => None,
     };
-    if let Some(text) = slot.as_ref().and_then(|s| fs_err::read_to_string(s).ok())
-        && let Ok(i) = parse_probe(path, &text)
+    let blobs = cache.map(Blobs::new);
+    if let (Some(slot), Some(blobs)) = (&slot, &blobs)
+        && let Ok(Some((data, _))) = blobs.get_record(slot, 4096)
+        && let Ok(i) = parse_probe(path, &String::from_utf8_lossy(&data))
     {
         return Ok(i);
     }
     let text = run_bounded(Command::new(path).args(["-I", "-c", PROBE]), PROBE_LIMIT)?;
     let i = parse_probe(path, &text).with_context(|| format!("{}: does not answer like CPython 3", path.display()))?;
-    if let Some(slot) = slot {
-        write_atomic(&slot, text.as_bytes())?;
+    if let (Some(slot), Some(blobs)) = (slot, blobs) {
+        let sha = blobs.put(text.as_bytes())?;
+        blobs.put_record(&slot, &sha, "")?;
     }
     Ok(i)
 }
@@ -337,8 +340,8 @@ fn probe_slot(path: &Path, cache: &Path) -> Result<PathBuf> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    // `probe-2`: the answer's format, which grew the executable line.
-    let key = format!("probe-2\0{}\0{}\0{mtime}", real.display(), meta.len());
+    // `probe-3`: the answer's format (it grew the executable line) and where it is kept.
+    let key = format!("probe-3\0{}\0{}\0{mtime}", real.display(), meta.len());
     Ok(cache.join("interpreters").join(hex::encode(Sha256::digest(key))))
 }
 

@@ -15,6 +15,10 @@ use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
 use crate::spec::{self, LoadedSpec};
+use crate::support::input;
+use crate::support::progress::Progress;
+use crate::support::tool::ToolFailed;
+use crate::support::usage::usage;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LockInput {
@@ -168,7 +172,7 @@ pub(crate) fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Res
 type TargetReport = ((Arch, Runtime), Vec<ReportItem>);
 
 /// Runs the resolution and writes the lock.
-pub(crate) fn run(input: &LockInput) -> Result<Summary> {
+pub(crate) fn run(input: &LockInput, progress: &Progress) -> Result<Summary> {
     let loaded = spec::load(&input.spec)?;
     let py = loaded.spec.python.as_ref().with_context(|| {
         format!(
@@ -183,13 +187,13 @@ pub(crate) fn run(input: &LockInput) -> Result<Summary> {
         )
     })?;
     let req_path = loaded.resolve(req_rel);
-    let req_text = fs_err::read_to_string(&req_path)?;
+    let req_text = input::read_to_string(&req_path, input::LOCK_CAP, "requirements file")?;
     let reqs = parse_requirements(&req_text, &req_path.display().to_string())?;
     let arches = loaded.architectures();
     let runtimes = &loaded.spec.runtimes;
     let mut warnings = Vec::new();
     let resolvers = resolvers(&loaded, input, &mut warnings)?;
-    let resolved = merge(&resolve_all(&reqs, &arches, &resolvers)?)?;
+    let resolved = merge(&resolve_all(&reqs, &arches, &resolvers, progress)?)?;
     let lock_path = loaded.resolve(&py.lock);
     let text = lockfile::render(&resolved, &arches, runtimes, &req_rel.display().to_string());
     // The written text must read back as what was resolved.
@@ -210,8 +214,20 @@ pub(crate) fn run(input: &LockInput) -> Result<Summary> {
 /// each runtime's own interpreter resolves when it is here.
 fn resolvers(loaded: &LoadedSpec, input: &LockInput, warnings: &mut Vec<String>) -> Result<BTreeMap<Runtime, PathBuf>> {
     let flags: BTreeMap<Runtime, PathBuf> = input.pythons.iter().cloned().collect();
+    for (rt, path) in &flags {
+        if !loaded.spec.runtimes.contains(rt) {
+            let listed: Vec<String> = loaded.spec.runtimes.iter().map(ToString::to_string).collect();
+            return Err(usage(format!(
+                "--python {rt}={}: {rt} is not one of the spec's runtimes ({}): add it to `runtimes` in {} or drop the flag",
+                path.display(),
+                listed.join(", "),
+                loaded.path.display()
+            )));
+        }
+    }
     let configured = loaded.spec.python.as_ref().map(|p| &p.interpreters);
-    let cache = crate::support::cache::dir();
+    let cache = crate::support::cache::dir()?;
+    crate::support::cache::ensure_private(&cache)?;
     let mut resolvers = BTreeMap::new();
     for &rt in &loaded.spec.runtimes {
         let chosen = if std::env::var_os("LAYERBUILD_PYTHON").is_some_and(|v| !v.is_empty()) {
@@ -244,6 +260,7 @@ fn resolve_all(
     reqs: &Requirements,
     arches: &[Arch],
     resolvers: &BTreeMap<Runtime, PathBuf>,
+    progress: &Progress,
 ) -> Result<BTreeMap<(Arch, Runtime), Vec<ReportItem>>> {
     let work = tempfile::tempdir().context("cannot create a temp folder")?;
     let write_reqs = |name: &str, lines: &[String]| -> Result<Option<PathBuf>> {
@@ -268,6 +285,8 @@ fn resolve_all(
                 let work = work.path();
                 let (deps_file, nodeps_file) = (&deps_file, &nodeps_file);
                 s.spawn(move || -> Result<_> {
+                    let stage = progress.stage(format!("{arch} {rt}"), "resolve");
+                    stage.set_message(format!("pip install --dry-run with {}", python.display()));
                     let mut items = Vec::new();
                     if let Some(f) = deps_file {
                         items.extend(resolve(python, f, false, arch, rt, work)?);
@@ -275,6 +294,7 @@ fn resolve_all(
                     if let Some(f) = nodeps_file {
                         items.extend(resolve(python, f, true, arch, rt, work)?);
                     }
+                    stage.done(format!("{} packages", items.len()));
                     Ok(((arch, rt), items))
                 })
             })
@@ -330,11 +350,14 @@ fn resolve(python: &Path, reqs: &Path, no_deps: bool, arch: Arch, rt: Runtime, w
         .output()
         .with_context(|| format!("cannot run {} -m pip: install pip for it", python.display()))?;
     if !out.status.success() {
-        bail!(
-            "pip could not resolve the requirements for {rt} on {arch}{}:\n{}\nfix the requirements (a version with wheels for every target) or pip's access to the index",
-            if no_deps { " (the `# --no-deps` section)" } else { "" },
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
+        return Err(ToolFailed {
+            summary: format!(
+                "pip could not resolve the requirements for {rt} on {arch}{}: pip's output is above: fix the requirements (a version with wheels for every target) or pip's access to the index",
+                if no_deps { " (the `# --no-deps` section)" } else { "" }
+            ),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
     }
     parse_report(&fs_err::read_to_string(&report)?)
         .with_context(|| format!("reading pip's resolution for {rt} on {arch}"))

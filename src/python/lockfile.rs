@@ -12,7 +12,9 @@ use anyhow::{Result, bail};
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
-use crate::python::tags::normalize;
+use crate::python::tags::{is_plain_file_name, normalize};
+use crate::support::input;
+use crate::support::text::show;
 
 /// One `name==version` pin with its hashes and wheel file names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,9 +126,9 @@ pub(crate) struct LockError {
 }
 
 pub(crate) fn read(path: &Path) -> Result<Lock> {
-    let text = match fs_err::read_to_string(path) {
+    let text = match input::read_to_string(path, input::LOCK_CAP, "Python lock") {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+        Err(e) if e.is_not_found() => bail!(
             "{}: the Python lock is missing: run `layerbuild lock` to write it from the requirements",
             path.display()
         ),
@@ -156,8 +158,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
                     let last = packages
                         .last_mut()
                         .ok_or_else(|| err(n, "a `# wheel:` comment before any requirement".into()))?;
-                    let (file_name, sha) = parse_wheel_comment(w)
-                        .ok_or_else(|| err(n, format!("`#{comment}` is not `# wheel: FILE sha256=HEX`")))?;
+                    let (file_name, sha) = parse_wheel_comment(w).map_err(|p| err(n, p))?;
                     last.wheels.insert(file_name, sha);
                 }
                 continue;
@@ -197,12 +198,22 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Lock, LockError> {
     Ok(Lock { packages })
 }
 
-fn parse_wheel_comment(s: &str) -> Option<(String, String)> {
+/// `FILE sha256=HEX`, where FILE is a plain wheel file name: it is joined to folders later.
+fn parse_wheel_comment(s: &str) -> Result<(String, String), String> {
+    let shape = || format!("`# wheel:{}` is not `# wheel: FILE sha256=HEX`", show(s));
     let mut it = s.split_whitespace();
-    let file = it.next()?;
-    let sha = it.next()?.strip_prefix("sha256=")?;
-    (it.next().is_none() && file.ends_with(".whl") && is_sha256(sha))
-        .then(|| (file.to_string(), sha.to_ascii_lowercase()))
+    let file = it.next().ok_or_else(shape)?;
+    let sha = it.next().and_then(|h| h.strip_prefix("sha256=")).ok_or_else(shape)?;
+    if it.next().is_some() || !file.ends_with(".whl") || !is_sha256(sha) {
+        return Err(shape());
+    }
+    if !is_plain_file_name(file) {
+        return Err(format!(
+            "`# wheel:` names `{}`, which is not a plain file name (no folders, no `..`, no leading `.`)",
+            show(file)
+        ));
+    }
+    Ok((file.to_string(), sha.to_ascii_lowercase()))
 }
 
 fn is_sha256(s: &str) -> bool {
@@ -418,5 +429,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.problem.contains("not one of its --hash"), "{e}");
+    }
+
+    #[test]
+    fn wheel_names_are_plain_file_names() {
+        let h = "a".repeat(64);
+        for name in [
+            "../../x/foo-1-py3-none-any.whl",
+            "sub/foo-1-py3-none-any.whl",
+            "/abs/foo-1-py3-none-any.whl",
+            ".foo-1-py3-none-any.whl",
+            "a\\foo-1-py3-none-any.whl",
+        ] {
+            let text = format!("foo==1 --hash=sha256:{h}\n#   wheel: {name} sha256={h}\n");
+            let e = parse(&text, "l").unwrap_err();
+            assert_eq!(e.line, 2, "{name}");
+            assert!(e.problem.contains("not a plain file name"), "{name}: {e}");
+        }
+        let ok = format!("foo==1 --hash=sha256:{h}\n#   wheel: foo-1-py3-none-any.whl sha256={h}\n");
+        assert_eq!(parse(&ok, "l").unwrap().packages[0].wheels.len(), 1);
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod lock;
 mod lockfile;
 mod place;
 pub(crate) mod select;
+pub(crate) mod sizes;
 pub(crate) mod tags;
 pub(crate) mod tree;
 mod wheel;

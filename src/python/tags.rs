@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::support::text::show;
 
 /// A wheel file name taken apart: `name-version(-build)?-python-abi-platform.whl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +20,21 @@ pub(crate) struct WheelName {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a wheel file name (name-version(-build)-python-abi-platform.whl)")]
+#[error("`{}` is not a wheel file name (name-version(-build)-python-abi-platform.whl)", show(.0))]
 pub(crate) struct BadWheelName(pub String);
+
+/// A wheel's file name is joined to the wheelhouse and cache folders: it must be a plain file
+/// name there (no folder, no `..`, nothing hidden, nothing a terminal would act on).
+pub(crate) fn is_plain_file_name(file: &str) -> bool {
+    !file.is_empty() && !file.starts_with('.') && !file.contains(['/', '\\']) && !file.chars().any(char::is_control)
+}
 
 impl WheelName {
     pub(crate) fn parse(file: &str) -> Result<WheelName, BadWheelName> {
         let bad = || BadWheelName(file.to_string());
+        if !is_plain_file_name(file) {
+            return Err(bad());
+        }
         let stem = file.strip_suffix(".whl").ok_or_else(bad)?;
         let parts: Vec<&str> = stem.split('-').collect();
         let (name, version, build, tags) = match parts.as_slice() {

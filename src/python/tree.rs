@@ -2,7 +2,7 @@
 //! and places them in the tree per runtime.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use rayon::prelude::*;
@@ -23,13 +23,13 @@ pub(crate) struct Tree {
 
 /// Installs the tree `plan` describes; notes why any package went into per-runtime folders.
 pub(crate) fn install(plan: &TreePlan, cache: &Path, notes: &mut Vec<String>) -> Result<Tree> {
-    let paths = fetch::ensure(
+    let wheels = fetch::ensure(
         cache,
         plan.sources.wheelhouse.as_deref(),
         plan.sources.offline,
         &plan.wants,
     )?;
-    let installed = install_wheels(&plan.wants, &paths)?;
+    let installed = install_wheels(&plan.wants, &wheels)?;
     let placed = place::place(plan, &installed, notes)?;
     place::check_dist_infos(&plan.dest, &plan.runtimes, &placed)?;
     Ok(Tree {
@@ -39,12 +39,11 @@ pub(crate) fn install(plan: &TreePlan, cache: &Path, notes: &mut Vec<String>) ->
 }
 
 /// Each wanted wheel installed in memory, keyed by its sha256; each must be what its pin says.
-fn install_wheels(wants: &[Want], paths: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, Installed>> {
+fn install_wheels(wants: &[Want], wheels: &BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, Installed>> {
     wants
         .par_iter()
         .map(|w| -> Result<(String, Installed)> {
-            let data = fs_err::read(&paths[&w.sha256])?;
-            let got = wheel::install(&w.file, &data)?;
+            let got = wheel::install(&w.file, &wheels[&w.sha256])?;
             if normalize(&got.name) != normalize(&w.package) || !same_version(&got.version, &w.version) {
                 bail!(
                     "{}: holds {} {}, but the lock pins it as `{}=={}`: run `layerbuild lock` again",

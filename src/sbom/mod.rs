@@ -24,6 +24,8 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{Manifest, SbomRecord};
 use crate::model::arch::Arch;
 use crate::model::entry::Entry;
+use crate::support::input;
+use crate::support::text::show;
 use inventory::{Inventory, Known, LayerId};
 
 pub(crate) use check::check;
@@ -33,11 +35,11 @@ pub(crate) use check::check;
 pub(crate) enum SbomError {
     #[error("{0}")]
     Zip(String),
-    #[error("`{path}` {problem}")]
+    #[error("`{}` {problem}", show(path))]
     Read { path: String, problem: String },
     #[error("cannot write the SBOM ({0}): a layerbuild bug, please report it")]
     Write(String),
-    #[error("{}: {problem}: the SBOM does not describe the zip beside it; rebuild the layer", sbom.display())]
+    #[error("{}: {problem}: the SBOM does not describe the zip beside it; rebuild the layer", show(&sbom.display().to_string()))]
     Mismatch { sbom: PathBuf, problem: String },
 }
 
@@ -148,8 +150,8 @@ fn iso8601(t: zip::DateTime) -> String {
     )
 }
 
-/// Checks the SBOM the manifest records beside `zip`: present, describing the zip, and the
-/// bytes the manifest hashed. Manifests from before SBOMs (schema 1) record none.
+/// Checks the SBOM the manifest records beside `zip`, when it is there: describing the zip, and
+/// the bytes the manifest hashed. Manifests from before SBOMs (schema 1) record none.
 pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomError> {
     let Some(rec) = &manifest.sbom else {
         return Ok(());
@@ -164,13 +166,12 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomE
     if record(zip, b"").file != rec.file {
         return Err(bad(format!("the manifest names the SBOM `{}` instead", rec.file)));
     }
-    let size = fs_err::metadata(&sbom_path)
-        .map_err(|e| bad(format!("cannot be read ({e})")))?
-        .len();
-    if size > MAX_SBOM {
-        return Err(bad(format!("is {size} bytes, more than any layer's SBOM ({MAX_SBOM})")));
-    }
-    let bytes = fs_err::read(&sbom_path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let bytes = match input::read(&sbom_path, MAX_SBOM, "CycloneDX SBOM") {
+        Ok(bytes) => bytes,
+        // Like the `.sha256`, it is checked when it travels with the zip.
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(bad(format!("cannot be read ({e})"))),
+    };
     check(&bytes, &sbom_path, manifest)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     if sha != rec.sha256 {

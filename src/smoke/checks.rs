@@ -374,7 +374,7 @@ pub(crate) fn static_native_checks(layer: &Path, arch: Arch) -> Vec<Check> {
         .collect::<Vec<_>>()
         .join(", ");
     vec![Check::new(
-        "native code (checked statically only: no Python for this architecture here)",
+        "ELF machine of every file (read statically)",
         wrong.is_empty(),
         if wrong.is_empty() {
             format!("{total} ELF files, all for {arch}: {summary}")

@@ -7,10 +7,13 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::{FUNCTION_NAME, HANDLER, REGION, SmokeError};
 use crate::manifest::Manifest;
+use crate::model::arch::Arch;
+use crate::support::text::show;
+use crate::support::{extract, input};
 
 const BOOTSTRAP_PY: &str = include_str!("bootstrap.py");
 const HANDLER_PY: &str = include_str!("handler.py");
@@ -55,7 +58,7 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
                 Some(crate::manifest::read(&mpath)?)
             } else {
                 notes.push(format!(
-                    "no manifest at {}: arch and runtimes from the flags",
+                    "no manifest at {}: runtimes from the flags (else python3.9)",
                     mpath.display()
                 ));
                 None
@@ -81,6 +84,40 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
     })
 }
 
+/// The architectures of the ELF files directly in `extensions/` (what Lambda starts), each with
+/// the names of its files; empty when there are none.
+pub(crate) fn extension_arches(root: &Path) -> BTreeMap<Arch, Vec<String>> {
+    let mut found: BTreeMap<Arch, Vec<String>> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(root.join("extensions")) else {
+        return found;
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let mut head = Vec::with_capacity(64);
+        if std::fs::File::open(e.path())
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .is_err()
+        {
+            continue;
+        }
+        let machine = crate::check::elf::machine(&head);
+        if let Some(arch) = [Arch::X86_64, Arch::Arm64]
+            .into_iter()
+            .find(|a| Some(a.elf_machine()) == machine)
+        {
+            found
+                .entry(arch)
+                .or_default()
+                .push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
 fn set_writable(root: &Path, writable: bool) {
     // Folders last when locking (so the walk can still list them), first when unlocking.
     let entries: Vec<_> = walkdir::WalkDir::new(root)
@@ -98,67 +135,35 @@ fn set_writable(root: &Path, writable: bool) {
     }
 }
 
+/// Unpacks through the crate's one safe extraction: names enclosed, no link created or
+/// followed, sizes within what Lambda unpacks, special bits refused.
 fn unpack_zip(zip_path: &Path, dest: &Path) -> Result<()> {
-    let file = fs_err::File::open(zip_path)?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).with_context(|| {
-        format!(
-            "{} is not a readable zip: give a layer zip built by `layerbuild build`",
-            zip_path.display()
-        )
-    })?;
-    fs_err::create_dir_all(dest)?;
-    let mut dirs = Vec::new();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i)?;
-        let name = String::from_utf8(entry.name_raw().to_vec())
-            .with_context(|| format!("{}: entry {i} has a name that is not UTF-8", zip_path.display()))?;
-        crate::check::rules::check_path(&name)
-            .with_context(|| format!("{}: entry `{name}` cannot be unpacked safely", zip_path.display()))?;
-        let target = dest.join(name.trim_end_matches('/'));
-        let mode = entry.unix_mode();
-        if name.ends_with('/') || entry.is_dir() {
-            fs_err::create_dir_all(&target)?;
-            dirs.push((target, mode.map(|m| m & 0o7777).unwrap_or(0o755)));
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        if mode.is_some_and(|m| m & 0o170000 == 0o120000) {
-            let mut link = String::new();
-            entry.read_to_string(&mut link)?;
-            std::os::unix::fs::symlink(&link, &target)
-                .with_context(|| format!("cannot create symlink {}", target.display()))?;
-            continue;
-        }
-        let mut out = fs_err::File::create(&target)?;
-        std::io::copy(&mut entry, &mut out).with_context(|| format!("cannot unpack {}", target.display()))?;
-        // Lambda unpacks with the modes stored in the zip; no mode means Lambda's default 0644.
-        let perm = mode.map(|m| m & 0o7777).unwrap_or(0o644);
-        fs_err::set_permissions(&target, std::fs::Permissions::from_mode(perm))?;
-    }
-    for (d, m) in dirs {
-        fs_err::set_permissions(&d, std::fs::Permissions::from_mode(m))?;
-    }
+    extract::extract(zip_path, dest, &extract::Options::default()).context(
+        "cannot unpack the layer: give a layer zip built by `layerbuild build` (regular files and folders only)",
+    )?;
     Ok(())
 }
 
+/// Copies an unpacked layer, creating no link: a symlink or special file in it is refused
+/// (a layer holds regular files and folders), and modes keep their permission bits only.
 fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
     for e in walkdir::WalkDir::new(src) {
         let e = e.with_context(|| format!("cannot read {}", src.display()))?;
         let rel = e.path().strip_prefix(src)?;
         let target = dest.join(rel);
-        let md = std::fs::symlink_metadata(e.path())?;
-        if md.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs_err::read_link(e.path())?, &target)?;
-        } else if md.is_dir() {
+        let kind = e.file_type();
+        if kind.is_dir() {
             fs_err::create_dir_all(&target)?;
+        } else if kind.is_file() {
+            let data = input::read(e.path(), input::FILE_CAP, "layer file")?;
+            fs_err::write(&target, data)?;
+            let mode = e.metadata()?.permissions().mode() & 0o777;
+            fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
         } else {
-            fs_err::copy(e.path(), &target)?;
-            fs_err::set_permissions(
-                &target,
-                std::fs::Permissions::from_mode(md.permissions().mode() & 0o7777),
-            )?;
+            bail!(
+                "{}: not a regular file or folder (a symlink?): a layer holds regular files only",
+                show(&e.path().display().to_string())
+            );
         }
     }
     Ok(())
@@ -201,7 +206,7 @@ impl RunDir {
         fs_err::create_dir_all(&dir.task)?;
         match handler {
             Some(h) => {
-                fs_err::copy(h, dir.task.join("handler.py"))?;
+                fs_err::write(dir.task.join("handler.py"), input::read(h, input::FILE_CAP, "handler")?)?;
             }
             None => fs_err::write(dir.task.join("handler.py"), HANDLER_PY)?,
         }

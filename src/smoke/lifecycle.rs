@@ -31,6 +31,11 @@ fn bound(deadline: Instant, limit: Duration) -> Instant {
 }
 
 impl Stage {
+    /// A step's bound for this run: `base` times the run's slowdown (1 native, more emulated).
+    pub(crate) fn limit(&self, base: Duration) -> Duration {
+        base * self.slowdown
+    }
+
     /// The one wait of a run: until `ready` answers on the emulator's state, the run's trouble in
     /// `phase` names a cause, or `deadline` (then `late` says what was missing).
     pub(crate) fn wait_until<T>(
@@ -96,8 +101,9 @@ impl Stage {
             }
         }
         let want = self.extensions.len();
+        let limit = self.limit(REGISTER_LIMIT);
         self.wait_until(
-            bound(deadline, REGISTER_LIMIT),
+            bound(deadline, limit),
             Phase::Register,
             |st| (st.extensions.len() >= want).then_some(()),
             |st| {
@@ -105,7 +111,7 @@ impl Stage {
                 format!(
                     "only {} of {want} extensions registered within {} s (registered: {}): an extension must POST /2020-01-01/extension/register first",
                     st.extensions.len(),
-                    REGISTER_LIMIT.as_secs(),
+                    limit.as_secs(),
                     if names.is_empty() { "none".into() } else { names.join(", ") }
                 )
             },
@@ -134,8 +140,9 @@ impl Stage {
     pub(crate) fn await_init(&mut self, deadline: Instant) -> Result<u64, String> {
         let has_runtime = self.runtime.is_some();
         let clock = self.clock;
+        let limit = self.limit(INIT_LIMIT);
         self.wait_until(
-            bound(deadline, INIT_LIMIT),
+            bound(deadline, limit),
             Phase::Init,
             |st| {
                 let runtime_ready = !has_runtime || st.runtime_next_calls > 0;
@@ -151,7 +158,7 @@ impl Stage {
                     .collect();
                 format!(
                     "init did not finish within {} s: {}{}",
-                    INIT_LIMIT.as_secs(),
+                    limit.as_secs(),
                     if has_runtime && st.runtime_next_calls == 0 {
                         "the runtime never called invocation/next; "
                     } else {
@@ -186,8 +193,9 @@ impl Stage {
     /// Waits until invocation `id` is over for Lambda (the runtime and every extension back in
     /// next); returns that moment, when Lambda freezes the sandbox.
     fn await_done(&mut self, id: &str, deadline: Instant) -> Result<u64, String> {
+        let limit = self.limit(AFTER_INVOKE_LIMIT);
         self.wait_until(
-            bound(deadline, AFTER_INVOKE_LIMIT),
+            bound(deadline, limit),
             Phase::AfterInvoke,
             |st| st.invocation(id).and_then(|i| i.done_us),
             |st| {
@@ -199,7 +207,7 @@ impl Stage {
                     .collect();
                 format!(
                     "extensions did not call event/next again after INVOKE within {} s: {}",
-                    AFTER_INVOKE_LIMIT.as_secs(),
+                    limit.as_secs(),
                     if behind.is_empty() {
                         "(the runtime did not either)".into()
                     } else {
@@ -232,7 +240,8 @@ impl Stage {
         // A handler whose result carries the target's answer called it: a CLIENT span is due too.
         let called_target = |b: &[u8]| String::from_utf8_lossy(b).contains(&self.target_body);
         let wants_client = matches!(&inv.outcome, Some(Outcome::Response(b)) if called_target(b));
-        self.receiver.wait_until(bound(deadline, SPANS_LIMIT), |got| {
+        let spans_limit = self.limit(SPANS_LIMIT);
+        self.receiver.wait_until(bound(deadline, spans_limit), |got| {
             let spans = invocation_spans(got, id);
             !spans.is_empty() && (!wants_client || spans.iter().any(|s| s.kind == SPAN_KIND_CLIENT))
         });

@@ -14,10 +14,23 @@ use crate::model::runtime::Runtime;
 pub enum ClientChoice {
     /// awslambdaric when pip can install it, else smoke's own minimal client.
     Auto,
-    /// awslambdaric 2.2.1, Lambda's runtime interface client; fail if it cannot be installed.
+    /// awslambdaric (2.2.1; 3.1.1 for python3.13), Lambda's runtime interface client; fail if it cannot be installed.
     Awslambdaric,
     /// smoke's own minimal Runtime API client (no network needed).
     Builtin,
+}
+
+/// Whether a layer of another architecture has its Python run under qemu-user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForeignPython {
+    /// For each runtime a Debian root can give (python3.9, 3.11, 3.13); the others, or all when
+    /// no root can be prepared here, are checked statically and the report says why.
+    Auto,
+    /// As auto, but a root that cannot be prepared (no debootstrap, no mirror, not root) fails
+    /// that runtime's run.
+    Require,
+    /// Never: the extensions run under qemu with smoke playing the runtime; Python is checked statically.
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,8 +38,10 @@ pub enum TelemetryChoice {
     /// As Lambda: subscriptions are checked, platform.start, platform.runtimeDone and
     /// platform.report are posted to the extension's listener.
     Lambda,
-    /// As AWS's Runtime Interface Emulator: any subscription gets 200 `{}` and nothing is delivered.
-    Rie,
+    /// Accepting but silent: any subscription gets 200 `{}` and nothing is ever delivered.
+    Silent,
+    /// As AWS's Runtime Interface Emulator: 202 `Telemetry.NotSupported` to any subscription.
+    Unsupported,
 }
 
 /// Run a layer through a local Lambda cold start and warm invocations, freezing the sandbox after
@@ -34,7 +49,7 @@ pub enum TelemetryChoice {
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
     /// The layer zip (unpacked with its unix modes); its manifest beside it names the arch and runtimes.
-    #[arg(value_name = "ZIP", required_unless_present = "dir", conflicts_with = "dir")]
+    #[arg(value_name = "ZIP")]
     pub(crate) zip: Option<PathBuf>,
     /// An unpacked layer folder instead of a zip (copied, so it is left untouched).
     #[arg(long, value_name = "DIR")]
@@ -51,6 +66,10 @@ pub struct SmokeArgs {
     /// Runtime interface client.
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) client: ClientChoice,
+    /// For a layer of another architecture (arm64 on an x86_64 host): run its Python under
+    /// qemu-user with the CPython of a Debian root, prepared once with debootstrap and cached.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) foreign_python: ForeignPython,
     /// Install nothing with pip; use only what is already cached.
     #[arg(long)]
     pub(crate) offline: bool,
@@ -106,7 +125,8 @@ impl SmokeArgs {
     pub(crate) fn telemetry_mode(&self) -> TelemetryMode {
         match self.telemetry {
             TelemetryChoice::Lambda => TelemetryMode::Lambda,
-            TelemetryChoice::Rie => TelemetryMode::Rie,
+            TelemetryChoice::Silent => TelemetryMode::Silent,
+            TelemetryChoice::Unsupported => TelemetryMode::Unsupported,
         }
     }
 
@@ -169,6 +189,10 @@ mod tests {
         // No warm invocations still checks the late backend once; no late rounds when 0.
         assert_eq!(delays(&args(&["--warm-invokes", "0"])), [(true, 0), (false, 300)]);
         assert_eq!(delays(&args(&["--late-backend-ms", "0"])), [(true, 0), (false, 0)]);
-        assert_eq!(args(&["--telemetry", "rie"]).telemetry_mode(), TelemetryMode::Rie);
+        assert_eq!(args(&["--telemetry", "silent"]).telemetry_mode(), TelemetryMode::Silent);
+        assert_eq!(
+            args(&["--telemetry", "unsupported"]).telemetry_mode(),
+            TelemetryMode::Unsupported
+        );
     }
 }

@@ -16,6 +16,7 @@ use anyhow::{Result, bail};
 use super::emulator::Waker;
 use super::watch::Watch;
 use crate::model::arch::{Arch, elf_machine_name};
+use crate::support::proctree;
 
 pub(crate) struct Proc {
     pub(crate) label: String,
@@ -63,8 +64,11 @@ impl Proc {
         }
     }
 
+    /// SIGKILL to the process and everything it started, found by parentage as well as by
+    /// group: a child that left the group (`setsid`) goes too.
     pub(crate) fn kill(&mut self) {
         if self.poll().is_none() {
+            proctree::kill_tree(self.pid());
             self.signal_group(libc::SIGKILL);
             self.killed = true;
             self.exit = self.child.wait().ok();

@@ -9,11 +9,19 @@ use anyhow::{Context, Result, bail};
 
 use super::options::{ClientChoice, SmokeArgs};
 use super::process::run_bounded;
+use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::python::interpreter;
 
-/// Newest awslambdaric with wheels for both python3.8 and python3.9.
-const RIC_REQUIREMENT: &str = "awslambdaric==2.2.1";
+/// Lambda's runtime interface client for `rt`: 2.2.1 is the newest with wheels for python3.8 to
+/// python3.12; python3.13 needs 3.x (3.1.1 has wheels for python3.9 to 3.13).
+pub(crate) fn ric_requirement(rt: Runtime) -> &'static str {
+    if (rt.major, rt.minor) <= (3, 12) {
+        "awslambdaric==2.2.1"
+    } else {
+        "awslambdaric==3.1.1"
+    }
+}
 /// Lambda's python3.8/3.9 runtimes ship urllib3 1.26 and the layer leaves it out (requests,
 /// which the OTLP HTTP exporter uses, needs it), so smoke provides it as the runtime would.
 const RUNTIME_REQUIREMENT: &str = "urllib3==1.26.20";
@@ -26,11 +34,38 @@ pub(crate) struct Interp {
     pub(crate) python: PathBuf,
     /// First in PATH, like /var/lang/bin.
     pub(crate) bin_dir: PathBuf,
+    /// Set when the interpreter is of another architecture, run under an emulator.
+    pub(crate) foreign: Option<Foreign>,
+}
+
+/// Another architecture's interpreter: packages for it are installed by the host's pip for its
+/// platform, and the layer's extensions run under the same emulator.
+#[derive(Debug, Clone)]
+pub(crate) struct Foreign {
+    pub(crate) arch: Arch,
+    /// qemu-user for `arch`.
+    pub(crate) emulator: PathBuf,
+}
+
+impl Interp {
+    /// How much longer this interpreter's runs may take: under an emulator, every bound is
+    /// multiplied by [`super::emulated::SLOWDOWN`].
+    pub(crate) fn slowdown(&self) -> u32 {
+        if self.foreign.is_some() {
+            super::emulated::SLOWDOWN
+        } else {
+            1
+        }
+    }
 }
 
 /// The interpreter for `rt`, found by the crate's one finder (PATH, then version managers).
 pub(crate) fn find_python(rt: Runtime, work: &Path) -> Result<Interp, String> {
-    let sources = interpreter::Sources::new(None, None, Some(crate::support::cache::dir()));
+    // Without a usable cache folder the probe simply runs Python every time.
+    let cache = crate::support::cache::dir()
+        .ok()
+        .filter(|c| crate::support::cache::ensure_private(c).is_ok());
+    let sources = interpreter::Sources::new(None, None, cache);
     let found = interpreter::find(rt, &sources).map_err(|e| format!("{e}; pass --python PATH"))?;
     runtime_bin(rt, &found.executable, work)
 }
@@ -59,6 +94,7 @@ fn runtime_bin(runtime: Runtime, real: &Path, work: &Path) -> Result<Interp, Str
             runtime,
             python: named,
             bin_dir,
+            foreign: None,
         });
     }
     // A bin folder where python3 and python3.X are this interpreter, as /var/lang/bin is.
@@ -71,6 +107,7 @@ fn runtime_bin(runtime: Runtime, real: &Path, work: &Path) -> Result<Interp, Str
         runtime,
         python: own.join(format!("python{}", runtime.dotted())),
         bin_dir: own,
+        foreign: None,
     })
 }
 
@@ -83,10 +120,13 @@ pub(crate) struct Prepared {
 
 /// Installs `requirement` once into the cache for this Python; returns the folder.
 fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, work: &Path) -> Result<PathBuf> {
-    let dir = crate::support::cache::dir()
-        .join("smoke")
-        .join(format!("python{}", interp.runtime.dotted()))
-        .join(name);
+    let target = match &interp.foreign {
+        None => format!("python{}", interp.runtime.dotted()),
+        Some(f) => format!("python{}-{}", interp.runtime.dotted(), f.arch.wheel_machine()),
+    };
+    let cache = crate::support::cache::dir()?;
+    crate::support::cache::ensure_private(&cache)?;
+    let dir = cache.join("smoke").join(target).join(name);
     let marker = dir.join(".layerbuild-complete");
     if marker.exists() && fs_err::read_to_string(&marker).unwrap_or_default().trim() == requirement {
         return Ok(dir);
@@ -100,7 +140,7 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
     let parent = dir.parent().context("cache folder has no parent")?;
     fs_err::create_dir_all(parent)?;
     let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(parent)?;
-    let mut cmd = Command::new(&interp.python);
+    let mut cmd = pip_for(interp);
     cmd.args([
         "-m",
         "pip",
@@ -109,12 +149,14 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
         "--disable-pip-version-check",
         "--no-input",
         "--only-binary=:all:",
-        "--target",
     ])
+    .args(foreign_flags(interp))
+    .arg("--target")
     .arg(staging.path())
     .arg(requirement);
     let log = work.join(format!("pip-{name}.log"));
     let (status, out) = run_bounded(&mut cmd, PIP_LIMIT, &log)?;
+    let pip = format!("{} -m pip", cmd.get_program().to_string_lossy());
     if !status.success() {
         let tail: Vec<&str> = out
             .lines()
@@ -124,11 +166,7 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
             .into_iter()
             .rev()
             .collect();
-        bail!(
-            "`{} -m pip install {requirement}` failed ({status}): {}",
-            interp.python.display(),
-            tail.join(" | ")
-        );
+        bail!("`{pip} install {requirement}` failed ({status}): {}", tail.join(" | "));
     }
     fs_err::write(staging.path().join(".layerbuild-complete"), requirement)?;
     if dir.exists() {
@@ -139,6 +177,34 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
     Ok(dir)
 }
 
+/// The Python whose pip installs for `interp`: its own, or for a foreign one (whose root has
+/// no pip) the host's, told the target's platform by `foreign_flags`.
+fn pip_for(interp: &Interp) -> Command {
+    match interp.foreign {
+        None => Command::new(&interp.python),
+        Some(_) => Command::new(crate::python::fetch::python()),
+    }
+}
+
+/// pip's flags after `install` that pick wheels for a foreign interpreter.
+fn foreign_flags(interp: &Interp) -> Vec<String> {
+    let Some(arch) = interp.foreign.as_ref().map(|f| f.arch) else {
+        return Vec::new();
+    };
+    let mut flags = vec![
+        "--python-version".to_string(),
+        interp.runtime.dotted(),
+        "--implementation".into(),
+        "cp".into(),
+        "--abi".into(),
+        interp.runtime.cp_tag(),
+    ];
+    for p in crate::python::tags::pip_platforms(interp.runtime, arch) {
+        flags.extend(["--platform".to_string(), p]);
+    }
+    flags
+}
+
 pub(crate) fn prepare_runtime(interp: &Interp, args: &SmokeArgs) -> Prepared {
     let work = std::env::temp_dir();
     let mut p = Prepared {
@@ -147,10 +213,11 @@ pub(crate) fn prepare_runtime(interp: &Interp, args: &SmokeArgs) -> Prepared {
         notes: Vec::new(),
     };
     if args.client != ClientChoice::Builtin {
-        match pip_cached(interp, "ric", RIC_REQUIREMENT, args.offline, &work) {
+        let ric = ric_requirement(interp.runtime);
+        match pip_cached(interp, "ric", ric, args.offline, &work) {
             Ok(dir) => {
                 p.pythonpath.push(dir);
-                p.client = RIC_REQUIREMENT.replace("==", " ");
+                p.client = ric.replace("==", " ");
             }
             Err(e) if args.client == ClientChoice::Awslambdaric => {
                 p.client = format!("unavailable: {e:#}");

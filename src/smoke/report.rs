@@ -1,5 +1,6 @@
 //! What a smoke run found, as data (`--json`) and as text for people.
 
+use crate::support::text::show_max;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -195,6 +196,9 @@ fn ms(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
+/// How much of one log line of the layer's programs a failure report shows.
+const LOG_LINE_CHARS: usize = 400;
+
 pub fn render(r: &Report) -> String {
     let mut s = format!("smoke {}: {}\n", r.layer, r.mode);
     for n in &r.notes {
@@ -263,8 +267,10 @@ fn render_run(s: &mut String, run: &RunReport) {
             let _ = writeln!(s, "  FAIL: {f}");
             for (name, lines) in &run.logs {
                 let _ = writeln!(s, "  --- {name} (last {} lines)", lines.len());
+                // What the layer's programs printed: no escape sequence of theirs reaches the
+                // terminal, and a runaway line is cut.
                 for l in lines {
-                    let _ = writeln!(s, "  | {l}");
+                    let _ = writeln!(s, "  | {}", show_max(l, LOG_LINE_CHARS));
                 }
             }
         }

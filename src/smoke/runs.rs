@@ -11,6 +11,7 @@ use super::checks::{before_freeze_check, evaluate, freeze_check, invocation_span
 use super::emulator::{Outcome, State, TelemetryMode};
 use super::http;
 use super::lifecycle::INVOKE_LIMIT;
+use super::native;
 use super::options::Round;
 use super::python::{Interp, Prepared};
 use super::receiver::{self, Received, Span, TARGET_PATH};
@@ -21,8 +22,10 @@ use super::stage::{Stage, nonce};
 use super::{Ctx, FUNCTION_NAME};
 use crate::model::arch::Arch;
 
-/// Lambda's own limit for the init phase, reported when exceeded.
+/// Lambda's own limit for the init phase, reported when exceeded (at native speed only).
 const LAMBDA_INIT_LIMIT: Duration = Duration::from_secs(10);
+/// Bound on the native-module probe, natively (it imports five or so modules).
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 /// A run with the layer's Python: cold start, then each round's invocation, each ended by a freeze.
 pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[Round], hold: Duration) -> RunReport {
@@ -37,7 +40,7 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
         r.failure = Some(format!("runtime client {}", prep.client));
         return r;
     }
-    let deadline = Instant::now() + ctx.args.timeout();
+    let deadline = Instant::now() + ctx.args.timeout() * interp.slowdown();
     let dir = format!("run-python{}-{}", interp.runtime.dotted(), nonce());
     let mut stage = match Stage::new(ctx, &dir, &mut r.notes) {
         Ok(s) => s,
@@ -46,9 +49,10 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
             return r;
         }
     };
+    stage.slowdown = interp.slowdown();
     native_env(&mut stage, interp, prep);
     let failure = native_lifecycle(ctx, interp, &mut stage, &mut r, rounds, hold, deadline).err();
-    let (st, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode());
+    let (st, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode(), deadline);
     let cold_answered = r
         .request_id
         .as_deref()
@@ -57,6 +61,13 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
     if cold_answered {
         r.checks = evaluate(&st, r.request_id.as_deref(), &stage.target_body, &got);
         r.checks.push(native_modules_check(ctx.layer, interp.runtime));
+        r.checks.push(native::probe_check(
+            interp,
+            ctx.layer,
+            ctx.work,
+            PROBE_LIMIT * interp.slowdown(),
+        ));
+        r.checks.push(native::glibc_check(ctx.layer, interp.runtime));
     }
     r.checks.extend(invocation_checks(&r.invocations));
     conclude(&mut r, failure);
@@ -103,19 +114,22 @@ fn native_lifecycle(
     hold: Duration,
     deadline: Instant,
 ) -> Result<(), String> {
-    stage.start_extensions(ctx.layer, None, deadline)?;
+    let emulator = interp.foreign.as_ref().map(|f| f.emulator.as_path());
+    stage.start_extensions(ctx.layer, emulator, deadline)?;
     let started = stage.clock.us();
     stage.start_runtime(interp)?;
     let init = stage.await_init(deadline)?.saturating_sub(started) / 1000;
     r.init_ms = Some(init);
-    if Duration::from_millis(init) > LAMBDA_INIT_LIMIT {
+    if stage.slowdown == 1 && Duration::from_millis(init) > LAMBDA_INIT_LIMIT {
         r.notes
             .push(format!("init took {init} ms: over Lambda's 10 s init limit"));
     }
     for round in rounds {
         let target = format!("{}{TARGET_PATH}?run={}", stage.receiver.endpoint(), nonce());
         stage.receiver.set_delay(round.backend_delay);
-        let limit = deadline.saturating_duration_since(Instant::now()).min(INVOKE_LIMIT);
+        let limit = deadline
+            .saturating_duration_since(Instant::now())
+            .min(stage.limit(INVOKE_LIMIT));
         let id = stage.emulator.invoke(&json!({ "target_url": target }), limit, true);
         if round.cold {
             r.request_id = Some(id.clone());
@@ -154,8 +168,8 @@ fn record_cold(r: &mut RunReport, st: &State, id: &str, started_us: u64) {
 }
 
 /// Shuts the run down and fills in what every run reports: extensions, telemetry, spans.
-fn finish(stage: &mut Stage, r: &mut RunReport, mode: TelemetryMode) -> (State, Received) {
-    stage.shutdown(&mut r.notes);
+fn finish(stage: &mut Stage, r: &mut RunReport, mode: TelemetryMode, deadline: Instant) -> (State, Received) {
+    stage.shutdown(&mut r.notes, deadline);
     let st = stage.emulator.snapshot();
     r.extensions = stage.extension_reports(&st);
     r.telemetry = telemetry_report(&st, mode);
@@ -184,7 +198,8 @@ fn telemetry_report(st: &State, mode: TelemetryMode) -> TelemetryReport {
     TelemetryReport {
         mode: match mode {
             TelemetryMode::Lambda => "lambda",
-            TelemetryMode::Rie => "rie",
+            TelemetryMode::Silent => "silent",
+            TelemetryMode::Unsupported => "unsupported",
         }
         .into(),
         subscriptions: st
@@ -288,7 +303,7 @@ pub(crate) fn run_emulated(ctx: &Ctx, qemu: &Path, arch: Arch, rounds: &[Round],
         }
     };
     let failure = emulated_lifecycle(ctx, qemu, &mut stage, &mut r, rounds, hold, deadline).err();
-    let (_, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode());
+    let (_, got) = finish(&mut stage, &mut r, ctx.args.telemetry_mode(), deadline);
     if let Some(id) = r.request_id.as_deref() {
         let through = !invocation_spans(&got, id).is_empty();
         r.checks.push(Check::new(

@@ -15,6 +15,7 @@ use super::process::{Proc, describe_status, tail};
 use super::receiver::Receiver;
 use super::report::ExtensionReport;
 use super::{Ctx, FUNCTION_NAME, HANDLER, REGION};
+use crate::support::proctree;
 
 /// Lambda gives extensions up to 2 s after SHUTDOWN; the collector's drain gets a little more here.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
@@ -66,6 +67,8 @@ pub(crate) struct Stage {
     pub(crate) runtime: Option<Proc>,
     /// The exec wrapper the runtime was started through, for messages.
     pub(crate) wrapper: PathBuf,
+    /// Every step's time bound is multiplied by this: 1 natively, more under an emulator.
+    pub(crate) slowdown: u32,
 }
 
 /// Two distinct free ports: both are held at once so the OS cannot hand out the same one twice.
@@ -136,6 +139,7 @@ impl Stage {
             extensions: Vec::new(),
             runtime: None,
             wrapper: ctx.layer.join("otel-instrument"),
+            slowdown: 1,
         })
     }
 
@@ -218,13 +222,21 @@ impl Stage {
     }
 
     /// Stops the runtime (Lambda ends it with the sandbox), sends SHUTDOWN to the extensions,
-    /// waits for them to exit, and kills what is left.
-    pub(crate) fn shutdown(&mut self, notes: &mut Vec<String>) {
+    /// waits for them to exit, and kills what is left, all before the run's `deadline`; then
+    /// ends every process the run's programs left behind, even outside their process groups.
+    pub(crate) fn shutdown(&mut self, notes: &mut Vec<String>, deadline: Instant) {
+        // Lambda's SHUTDOWN bound, scaled when the extensions run under emulation.
+        let limit = self.limit(SHUTDOWN_LIMIT);
+        let end = deadline.min(Instant::now() + limit);
+        let granted = end.saturating_duration_since(Instant::now());
         if let Some(rt) = self.runtime.as_mut() {
-            rt.stop(Duration::from_millis(500));
+            rt.stop(
+                end.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(500)),
+            );
         }
-        self.emulator.shutdown("spindown", SHUTDOWN_LIMIT);
-        let end = Instant::now() + SHUTDOWN_LIMIT;
+        self.emulator
+            .shutdown("spindown", end.saturating_duration_since(Instant::now()));
         for ext in &mut self.extensions {
             let name = ext.name();
             if let Some(p) = ext.proc.as_mut()
@@ -232,10 +244,23 @@ impl Stage {
             {
                 p.kill();
                 notes.push(format!(
-                    "extension {name} did not exit within {} s of SHUTDOWN: killed",
-                    SHUTDOWN_LIMIT.as_secs()
+                    "extension {name} did not exit within {} ms of SHUTDOWN (the run's bound or Lambda's): killed",
+                    granted.as_millis()
                 ));
             }
+        }
+        let tracked: Vec<i32> = self
+            .extensions
+            .iter()
+            .filter_map(|e| e.proc.as_ref())
+            .chain(self.runtime.as_ref())
+            .map(Proc::pid)
+            .collect();
+        let ended = proctree::end_adopted(&tracked);
+        if ended > 0 {
+            notes.push(format!(
+                "{ended} process(es) the layer's programs left running (outside their process group) were killed"
+            ));
         }
         self.emulator.close();
     }

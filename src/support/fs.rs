@@ -42,6 +42,15 @@ impl Staged {
     }
 }
 
+impl Staged {
+    /// The staged file as a path only, readable by everyone, for a caller that renames several
+    /// files as one transaction (the output folder); deleted if dropped unrenamed.
+    pub(crate) fn into_temp_path(self) -> Result<tempfile::TempPath> {
+        fs_err::set_permissions(self.0.path(), std::fs::Permissions::from_mode(0o644))?;
+        Ok(self.0.into_temp_path())
+    }
+}
+
 /// Writes `data` to `to` in one step, creating its folder.
 pub(crate) fn write_atomic(to: &Path, data: &[u8]) -> Result<()> {
     let dir = to

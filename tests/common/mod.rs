@@ -68,6 +68,59 @@ pub fn layerbuild(dir: &Path) -> Command {
     cmd
 }
 
+/// The binary, run in `dir`, with the cache of whoever runs the tests (`LAYERBUILD_CACHE`,
+/// else `$XDG_CACHE_HOME/layerbuild`, else `~/.cache/layerbuild`, as they set it): for tests on
+/// the real layer, whose interpreters and runtime packages are slow to fetch again.
+pub fn layerbuild_shared_cache(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("layerbuild").unwrap();
+    cmd.current_dir(dir).env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// What the fake `go` does when asked to build.
+pub enum GoBuild {
+    /// Touch `go-started` in the test folder, sleep this many seconds, then copy a fake ELF.
+    After(u32),
+    /// Print compiler errors on stderr and exit 1, as a broken module does.
+    Fails,
+}
+
+/// Switches the fixture's collector to a `go:` source and puts a fake `go` first on a PATH
+/// (returned): it answers `version` and `list` like Go and "builds" as `build` says.
+pub fn fake_go(dir: &Path, build: GoBuild) -> std::ffi::OsString {
+    write(dir, "elf/elf-amd64", &fake_elf(EM_X86_64, ET_EXEC, 64));
+    write(dir, "elf/elf-arm64", &fake_elf(EM_AARCH64, ET_EXEC, 64));
+    let body = match build {
+        GoBuild::After(secs) => format!(
+            "touch '{d}/go-started'; sleep {secs}; while [ \"$1\" != -o ]; do shift; done; cp \"{d}/elf/elf-$GOARCH\" \"$2\"",
+            d = dir.display()
+        ),
+        GoBuild::Fails => {
+            "echo './main.go:3:2: undefined: collectr' >&2; echo './main.go:4:2: undefined: run' >&2; exit 1"
+                .to_string()
+        }
+    };
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\nversion) echo 'go version go0.0-fake linux/amd64' ;;\nlist) echo 'example.com/fakecollector v0.0.1' ;;\nbuild) {body} ;;\n*) echo \"fake go: $*\" >&2; exit 2 ;;\nesac\n"
+    );
+    write(dir, "fakebin/go", script.as_bytes());
+    std::fs::set_permissions(
+        dir.join("fakebin/go"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    write(dir, "gomod/go.mod", b"module example.com/fakecollector\n\ngo 1.22\n");
+    write(dir, "gomod/main.go", b"package main\n\nfunc main() {}\n");
+    let spec = std::fs::read_to_string(dir.join("layer.yaml")).unwrap().replace(
+        "  per_arch:\n    x86_64: {path: bin/collector-amd64}\n    arm64: {path: bin/collector-arm64}\n",
+        "  source: {go: gomod}\n",
+    );
+    write(dir, "layer.yaml", spec.as_bytes());
+    let mut paths = vec![dir.join("fakebin")];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap()
+}
+
 pub const AMD64_ZIP: &str = "demo-layer-amd64-ver-1-2-3.zip";
 pub const ARM64_ZIP: &str = "demo-layer-arm64-ver-1-2-3.zip";
 

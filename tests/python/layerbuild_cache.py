@@ -1,6 +1,7 @@
 """The layerbuild cache root, found the way the binary finds it, for tests that cache downloads.
 
-`LAYERBUILD_CACHE`, else `$XDG_CACHE_HOME/layerbuild`, else `~/.cache/layerbuild`.
+`LAYERBUILD_CACHE`, else `$XDG_CACHE_HOME/layerbuild`, else `$HOME/.cache/layerbuild`; XDG and
+HOME count only when absolute, and with neither there is no cache (never the temp folder).
 """
 import os
 from pathlib import Path
@@ -10,7 +11,10 @@ def cache_root() -> Path:
     explicit = os.environ.get("LAYERBUILD_CACHE")
     if explicit:
         return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
         return Path(xdg) / "layerbuild"
-    return Path.home() / ".cache" / "layerbuild"
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return Path(home) / ".cache" / "layerbuild"
+    raise RuntimeError("no folder for the cache: set LAYERBUILD_CACHE (or HOME) to a folder of yours")

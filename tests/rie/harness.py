@@ -193,6 +193,16 @@ class RieRun:
                 return line.strip()
         return None
 
+    @property
+    def no_freeze_line(self) -> Optional[str]:
+        """The line in which the collector says it took its "no freeze" path: the emulator
+        answered the subscription with Telemetry.NotSupported, so event/next goes at once
+        and batches are exported in the background (collector/README.md)."""
+        for line in self.collector_lines():
+            if 'export path "no freeze"' in line:
+                return line.strip()
+        return None
+
     def telemetry_lines(self) -> List[str]:
         """What the collector logged about the Telemetry API. The emulator itself logs
         nothing there: in its default mode the subscription goes to a stub that answers
@@ -204,15 +214,20 @@ class RieRun:
         """Which export path the collector took, from what it logged."""
         if self.fallback_line:
             return "Telemetry API, synchronous fallback: %s" % self.fallback_line
+        if self.no_freeze_line:
+            return "no freeze, background export: %s" % self.no_freeze_line
         if self.telemetry_lines():
             return "Telemetry API drain: %s" % self.telemetry_lines()[0]
         return "no Telemetry API in the collector's log: it exports as data arrives"
 
     def synchronous_export_reason(self, exporter: str) -> Optional[str]:
-        """Why this run's collector is expected to export on the invoke's path, or None."""
+        """Why this run's collector is expected to export on the invoke's path, or None.
+        A collector on its "no freeze" path exports in the background: None."""
         if self.fallback_line:
             return ("the collector exports synchronously, the emulator having no usable "
                     "Telemetry API: %s" % self.fallback_line)
+        if self.no_freeze_line:
+            return None
         if not self.telemetry_lines() and exporter in SYNCHRONOUS_EXPORTERS:
             return ("this collector has no Telemetry API path and its %s exporter sends "
                     "synchronously (collector/README.md, issue 12)" % exporter)

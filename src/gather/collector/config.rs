@@ -5,9 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_norway::Value;
 
+use crate::support::input;
+
 pub(crate) fn check_file(path: &Path) -> Result<()> {
-    let text = fs_err::read_to_string(path)
-        .context("the collector config is missing: fix collector.config.src in the spec")?;
+    let text = input::read_to_string(path, input::YAML_CAP, "collector config")
+        .context("the collector config is missing or unreadable: fix collector.config.src in the spec")?;
     check(&text).with_context(|| format!("{}: invalid collector config", path.display()))
 }
 
@@ -33,6 +35,7 @@ fn list<'a>(v: Option<&'a Value>, what: &str) -> Result<Vec<&'a str>> {
 }
 
 pub(crate) fn check(text: &str) -> Result<()> {
+    crate::spec::check_flow_depth(text).map_err(anyhow::Error::msg)?;
     let doc: Value = serde_norway::from_str(text)?;
     if !doc.is_mapping() {
         bail!("the top level must be a mapping with receivers, exporters and service");

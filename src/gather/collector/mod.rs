@@ -15,10 +15,13 @@ use crate::check::elf;
 use crate::manifest::CollectorRecord;
 use crate::model::arch::{Arch, elf_machine_name};
 use crate::spec::SourceKind;
+use crate::support::input;
 
 pub(crate) struct Collector {
     pub data: Arc<[u8]>,
     pub record: CollectorRecord,
+    /// How it was had, for progress: read, taken from a zip, built, or reused from the cache.
+    pub how: String,
 }
 
 /// How the plan, the manifest and errors name a source.
@@ -39,14 +42,27 @@ pub(crate) fn gather(
     cache_dir: &Path,
 ) -> Result<Collector> {
     let label = describe(source, spec_dir);
-    let (data, module_version): (Arc<[u8]>, Option<String>) = match source {
+    let (data, module_version, how): (Arc<[u8]>, Option<String>, String) = match source {
         SourceKind::Path(p) => {
-            let data = fs_err::read(spec_dir.join(p))
-                .context("the collector binary is missing: build it or fix the collector path in the spec")?;
-            (data.into(), None)
+            let data = input::read(&spec_dir.join(p), input::FILE_CAP, "collector").context(
+                "the collector binary is missing or unreadable: build it or fix the collector path in the spec",
+            )?;
+            (data.into(), None, format!("read {label}"))
         }
-        SourceKind::Zip { zip, sha256, member } => (zip::member(&spec_dir.join(zip), sha256, member)?, None),
-        SourceKind::Go { dir, package } => go::build(&spec_dir.join(dir), package, arch, cache_dir)?,
+        SourceKind::Zip { zip, sha256, member } => (
+            zip::member(&spec_dir.join(zip), sha256, member)?,
+            None,
+            format!("taken from {label}"),
+        ),
+        SourceKind::Go { dir, package } => {
+            let (data, version, reused) = go::build(&spec_dir.join(dir), package, arch, cache_dir)?;
+            let how = if reused {
+                "reused the cached go build"
+            } else {
+                "built with go build"
+            };
+            (data, version, how.to_string())
+        }
     };
     let info = elf::check_arch(&data, arch).with_context(|| format!("collector {label}"))?;
     if !info.is_executable() {
@@ -59,5 +75,5 @@ pub(crate) fn gather(
         elf_machine: elf_machine_name(info.machine),
         module_version,
     };
-    Ok(Collector { data, record })
+    Ok(Collector { data, record, how })
 }

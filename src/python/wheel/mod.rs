@@ -13,15 +13,18 @@ pub(crate) mod record;
 mod scripts;
 
 use std::collections::BTreeSet;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::check::rules;
+use crate::check::{rules, zipcanon};
+use crate::model::lambda;
 use crate::python::tags::{WheelName, normalize};
+use crate::support::extract;
+use crate::support::text::show;
 pub(crate) use record::Row;
 
 /// One installed file.
@@ -63,20 +66,34 @@ pub(crate) struct Installed {
 /// Failures tests and users tell apart; every one names the wheel.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WheelError {
-    #[error("{wheel}: not a readable wheel ({problem}): delete it from the cache or wheelhouse and build again")]
+    #[error(
+        "{}: not a readable wheel ({problem}): delete it from the cache or wheelhouse and build again",
+        show(wheel)
+    )]
     Unreadable { wheel: String, problem: String },
-    #[error("{wheel}: {problem}")]
+    #[error("{}: {problem}", show(wheel))]
     Invalid { wheel: String, problem: String },
-    #[error("{wheel}: unsafe path `{file}` ({problem}): refusing to install a wheel that writes outside its folder")]
+    #[error(
+        "{}: unsafe path `{}` ({problem}): refusing to install a wheel that writes outside its folder",
+        show(wheel),
+        show(file)
+    )]
     UnsafePath {
         wheel: String,
         file: String,
         problem: String,
     },
-    #[error("{wheel}: `{file}` is not listed in the wheel's RECORD: the wheel is broken or was tampered with")]
+    #[error(
+        "{}: `{}` is not listed in the wheel's RECORD: the wheel is broken or was tampered with",
+        show(wheel),
+        show(file)
+    )]
     NotInRecord { wheel: String, file: String },
     #[error(
-        "{wheel}: `{file}` does not match the wheel's RECORD (expected {expected}, got {got}): the wheel is broken or was tampered with"
+        "{}: `{}` does not match the wheel's RECORD (expected {}, got {got}): the wheel is broken or was tampered with",
+        show(wheel),
+        show(file),
+        show(expected)
     )]
     RecordMismatch {
         wheel: String,
@@ -90,6 +107,16 @@ pub(crate) enum WheelError {
 pub(crate) fn install(file_name: &str, data: &[u8]) -> Result<Installed, WheelError> {
     let w = Wheel(file_name);
     let parsed = WheelName::parse(file_name).map_err(|e| w.invalid(e.to_string()))?;
+    // One unambiguous archive (what pip would read is what is read here), whose declared
+    // sizes together fit in a layer before anything is inflated.
+    let raw = zipcanon::scan(&mut Cursor::new(data), data.len() as u64).map_err(|e| w.unreadable(e))?;
+    let declared = raw.iter().fold(0u64, |t, e| t.saturating_add(e.size));
+    if declared > lambda::UNZIPPED_BYTES {
+        return Err(w.invalid(format!(
+            "unpacks to {declared} bytes, more than a whole layer may hold ({})",
+            lambda::UNZIPPED_BYTES
+        )));
+    }
     let archive = ZipArchive::new(Cursor::new(data)).map_err(|e| w.unreadable(e))?;
     let names = list_names(&w, &archive)?;
     let dist_info = find_dist_info(&w, &names)?;
@@ -201,9 +228,8 @@ fn read_files(w: &Wheel, archive: &ZipArchive<Cursor<&[u8]>>, names: &[String]) 
                     return Ok(None);
                 }
                 let executable = f.unix_mode().is_some_and(|m| m & 0o111 != 0);
-                let mut buf = Vec::with_capacity(f.size() as usize);
-                f.read_to_end(&mut buf)
-                    .map_err(|e| w.unreadable(format!("{}: {e}", names[i])))?;
+                let buf = extract::read_entry(&mut f, lambda::UNZIPPED_BYTES)
+                    .map_err(|e| w.unreadable(format!("{}: {e}", show(&names[i]))))?;
                 Ok(Some((names[i].clone(), buf, executable)))
             },
         )

@@ -573,8 +573,28 @@ mod tests {
     }
 
     #[test]
-    fn like_the_rie_it_accepts_a_subscription_and_delivers_nothing() {
-        let emu = emulator(TelemetryMode::Rie);
+    fn like_the_rie_it_answers_not_supported_and_delivers_nothing() {
+        let emu = emulator(TelemetryMode::Unsupported);
+        let api = emu.api();
+        let ext_id = register(&api, "collector", r#"{"events":["INVOKE"]}"#);
+        let (server, got) = listener();
+        let uri = format!("http://127.0.0.1:{}/", server.port());
+        let (status, body) = subscribe(&api, &ext_id, &uri);
+        assert_eq!(status, 202);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["errorType"], "Telemetry.NotSupported");
+        let id = emu.invoke(&json!({}), Duration::from_secs(30), false);
+        emu.answer(&id, Outcome::Response(b"{}".to_vec())).unwrap();
+        let quiet = Instant::now() + Duration::from_millis(300);
+        assert!(got.wait_until(quiet, |g| (!g.is_empty()).then_some(())).is_none());
+        let snap = emu.snapshot();
+        assert!(!snap.subscriptions[0].active);
+        assert!(snap.deliveries.is_empty());
+    }
+
+    #[test]
+    fn a_silent_api_accepts_a_subscription_and_delivers_nothing() {
+        let emu = emulator(TelemetryMode::Silent);
         let api = emu.api();
         let ext_id = register(&api, "collector", r#"{"events":["INVOKE"]}"#);
         let (server, got) = listener();

@@ -10,9 +10,11 @@ use serde_json::Value;
 pub enum TelemetryMode {
     /// As Lambda: subscriptions are checked and platform events are delivered to the listener.
     Lambda,
-    /// As AWS's Runtime Interface Emulator by default: any subscription gets 200 `{}`, nothing is
-    /// ever delivered.
-    Rie,
+    /// Accepting but silent: any subscription gets 200 `{}`, nothing is ever delivered.
+    Silent,
+    /// As AWS's Runtime Interface Emulator by default: every subscription is answered 202
+    /// `Telemetry.NotSupported`, and the sandbox never needs one (that emulator never freezes).
+    Unsupported,
 }
 
 /// What the function looks like to the APIs.

@@ -51,8 +51,8 @@ pub(super) fn subscribe(sh: &Arc<Shared>, req: &Request) -> Response {
             sh.changed(&mut st);
             return error(400, "ValidationError", why);
         }
-        // The RIE answers any subscription alike; keep what can be shown of it.
-        (Err(why), TelemetryMode::Rie) => rie_placeholder(&extension, why),
+        // These modes answer any subscription alike; keep what can be shown of it.
+        (Err(why), TelemetryMode::Silent | TelemetryMode::Unsupported) => placeholder(&extension, why),
     };
     sub.active = sh.telemetry == TelemetryMode::Lambda;
     // A second subscription replaces the first in place, so the delivery thread keeps its slot.
@@ -79,11 +79,15 @@ pub(super) fn subscribe(sh: &Arc<Shared>, req: &Request) -> Response {
             }
             Response::json(200, &json!("OK"))
         }
-        TelemetryMode::Rie => Response::json(200, &json!({})),
+        TelemetryMode::Silent => Response::json(200, &json!({})),
+        TelemetryMode::Unsupported => Response::json(
+            202,
+            &json!({"errorMessage": "Telemetry API is not supported", "errorType": "Telemetry.NotSupported"}),
+        ),
     }
 }
 
-fn rie_placeholder(extension: &str, why: String) -> Subscription {
+fn placeholder(extension: &str, why: String) -> Subscription {
     Subscription {
         extension: extension.to_string(),
         schema_version: String::new(),

@@ -1,0 +1,721 @@
+//! Prepares, once per Debian suite and architecture, a root whose CPython smoke runs under
+//! qemu-user (`qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.X`), and caches it.
+//!
+//! debootstrap's first stage (`--foreign`) fetches and checks every package and unpacks only the
+//! essential ones; unpacking the rest with `dpkg-deb` gives a tree qemu runs without a second
+//! stage, binfmt or namespaces. Debian compiles bytecode in its maintainer scripts, which never
+//! run here, so the root's standard library is compiled once under qemu: otherwise every smoke
+//! run would compile it again, emulated.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::model::arch::Arch;
+use crate::model::runtime::Runtime;
+
+use super::debian_mirror::{self, Mirror};
+
+/// The Debian suites whose CPython is one of Lambda's runtimes, and that the mirror serves for
+/// arm64 (buster is gone from it; no suite has 3.8, 3.10 or 3.12).
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "bullseye",
+        minor: 9,
+    },
+    Suite {
+        name: "bookworm",
+        minor: 11,
+    },
+    Suite {
+        name: "trixie",
+        minor: 13,
+    },
+];
+
+/// Bumped whenever a cached root would differ from what this code prepares.
+const LAYOUT: &str = "v1";
+/// A first stage takes 20-40 s here; the compile under qemu about a minute.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// Lines of a failing tool's log quoted in the error.
+const LOG_TAIL: usize = 12;
+/// What the root gets besides the essential set: CPython (with libssl, libexpat, libffi, libsqlite3
+/// it depends on) and the C++ runtime some wheels link against instead of bundling.
+const INCLUDE: &str = "python3,libstdc++6";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suite {
+    pub name: &'static str,
+    /// CPython 3.<minor> is the suite's `python3`.
+    pub minor: u8,
+}
+
+/// The suite whose `python3` is the runtime's CPython.
+pub fn suite_for(rt: Runtime) -> Option<&'static Suite> {
+    SUITES.iter().find(|s| rt.major == 3 && s.minor == rt.minor)
+}
+
+fn debian_arch(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "amd64",
+        Arch::Arm64 => "arm64",
+    }
+}
+
+/// A prepared root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// The root folder, for qemu's `-L`.
+    pub dir: PathBuf,
+    /// `<dir>/usr/bin/python3.X`.
+    pub python: PathBuf,
+    /// `3.11.2`, as the root's interpreter reported it when the root was prepared.
+    pub version: String,
+    /// How long preparing took; `None` when the root came from the cache.
+    pub prepared_in: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error(
+        "no Debian suite has CPython {runtime}: its {arch} native modules are only checked statically (Debian has {})",
+        SUITES.iter().map(|s| format!("{} 3.{}", s.name, s.minor)).collect::<Vec<_>>().join(", ")
+    )]
+    NoSuite { runtime: Runtime, arch: Arch },
+    #[error("{tool} is not installed (not in PATH): {fix}")]
+    MissingTool { tool: &'static str, fix: &'static str },
+    #[error(
+        "preparing the {arch} root needs root (debootstrap creates device nodes and root-owned files): run smoke as root once, it then reuses {cache}"
+    )]
+    NotRoot { arch: Arch, cache: PathBuf },
+    #[error(
+        "no Debian mirror in {}: add a Debian source to apt, or set {} to a mirror URI",
+        if .looked.is_empty() { "/etc/apt".to_string() } else { .looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") },
+        debian_mirror::MIRROR_ENV
+    )]
+    NoMirror { looked: Vec<PathBuf> },
+    #[error(
+        "debootstrap could not fetch {suite} for {arch} from {} (found in {}): check that the mirror serves it; the log ({}) ends:\n{tail}",
+        .mirror.uri, .mirror.from, .log.display()
+    )]
+    Debootstrap {
+        suite: &'static str,
+        arch: Arch,
+        mirror: Mirror,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("preparing the root did not finish within {}s ({step} was running): look at {}", .limit.as_secs(), .log.display())]
+    Timeout {
+        step: String,
+        limit: Duration,
+        log: PathBuf,
+    },
+    #[error("{step} failed ({status}); the log ({}) ends:\n{tail}", .log.display())]
+    Step {
+        step: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{}: {what}", .path.display())]
+    Io { path: PathBuf, what: String },
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> RootError {
+    RootError::Io {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    }
+}
+
+/// What `prepare` needs besides the suite: where the cache is, how to run the root's programs
+/// and for how long.
+#[derive(Debug, Clone)]
+pub struct Prepare<'a> {
+    /// The layerbuild cache folder; roots go to `<cache>/roots/`.
+    pub cache: &'a Path,
+    pub arch: Arch,
+    /// qemu-user for the root's architecture; `None` when the host runs it natively.
+    pub emulator: Option<&'a Path>,
+    /// Bound on the whole preparation.
+    pub limit: Duration,
+    /// The programs' search path (`$PATH`), where debootstrap, dpkg-deb and tar are looked up.
+    pub path_var: OsString,
+    /// apt's configuration folder, whose sources name the mirror (`/etc/apt`).
+    pub apt_dir: &'a Path,
+    /// `$LAYERBUILD_DEBIAN_MIRROR`, which wins over apt's sources.
+    pub mirror_override: Option<String>,
+}
+
+impl<'a> Prepare<'a> {
+    /// Preparation as smoke does it: this process's `PATH`, apt sources and mirror override.
+    pub fn here(cache: &'a Path, arch: Arch, emulator: Option<&'a Path>) -> Prepare<'a> {
+        Prepare {
+            cache,
+            arch,
+            emulator,
+            limit: DEFAULT_LIMIT,
+            path_var: std::env::var_os("PATH").unwrap_or_default(),
+            apt_dir: Path::new("/etc/apt"),
+            mirror_override: std::env::var(debian_mirror::MIRROR_ENV).ok(),
+        }
+    }
+}
+
+/// Where the cached root for `suite` on `arch` lives.
+pub fn cache_dir(cache: &Path, suite: &Suite, arch: Arch) -> PathBuf {
+    cache
+        .join("roots")
+        .join(format!("{LAYOUT}-{}-{}", suite.name, debian_arch(arch)))
+}
+
+/// The marker a finished root carries: the interpreter's version (written last, before the
+/// rename that publishes the root).
+const VERSION_FILE: &str = "layerbuild-python-version";
+
+/// The cached root, or a new one made (in a temp folder beside it, then renamed into place, so
+/// a root in the cache is always whole).
+pub fn prepare(rt: Runtime, how: &Prepare) -> Result<Root, RootError> {
+    let suite = suite_for(rt).ok_or(RootError::NoSuite {
+        runtime: rt,
+        arch: how.arch,
+    })?;
+    let dir = cache_dir(how.cache, suite, how.arch);
+    if let Some(root) = cached(&dir, suite) {
+        return Ok(root);
+    }
+    let tools = Tools::find(&how.path_var)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(RootError::NotRoot {
+            arch: how.arch,
+            cache: dir,
+        });
+    }
+    let mirror = debian_mirror::find(how.apt_dir, how.mirror_override.as_deref())
+        .map_err(|looked| RootError::NoMirror { looked })?;
+    let started = Instant::now();
+    let parent = dir.parent().expect("a cache dir has a parent");
+    // Kept after a failure, for the paths the error names.
+    let logs = parent
+        .join("logs")
+        .join(dir.file_name().expect("a cache dir has a name"));
+    fs_err::create_dir_all(&logs).map_err(|e| io(&logs, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}-", suite.name))
+        .tempdir_in(parent)
+        .map_err(|e| io(parent, e))?;
+    let steps = Steps {
+        root: tmp.path(),
+        logs: &logs,
+        deadline: started + how.limit,
+        limit: how.limit,
+    };
+    steps.first_stage(&tools, suite, how.arch, &mirror)?;
+    steps.unpack_rest(&tools)?;
+    let python = tmp.path().join(format!("usr/bin/python3.{}", suite.minor));
+    steps.compile_stdlib(how.emulator, &python, suite)?;
+    let version = steps.check_python(how.emulator, &python, suite, how.arch)?;
+    steps.tidy()?;
+    fs_err::write(tmp.path().join(VERSION_FILE), format!("{version}\n")).map_err(|e| io(tmp.path(), e))?;
+    fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| io(tmp.path(), e))?;
+    let built = tmp.keep();
+    if let Err(e) = std::fs::rename(&built, &dir) {
+        // Another smoke run finished the same root first: use it, drop ours.
+        let _ = std::fs::remove_dir_all(&built);
+        if cached(&dir, suite).is_none() {
+            return Err(io(&dir, format!("cannot move the prepared root into place: {e}")));
+        }
+    }
+    let mut root = cached(&dir, suite).ok_or_else(|| io(&dir, "the prepared root vanished"))?;
+    root.prepared_in = Some(started.elapsed());
+    Ok(root)
+}
+
+fn cached(dir: &Path, suite: &Suite) -> Option<Root> {
+    let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok()?;
+    let python = dir.join(format!("usr/bin/python3.{}", suite.minor));
+    python.exists().then(|| Root {
+        dir: dir.to_path_buf(),
+        python,
+        version: version.trim().to_string(),
+        prepared_in: None,
+    })
+}
+
+/// The host programs preparing a root takes.
+#[derive(Debug)]
+struct Tools {
+    debootstrap: PathBuf,
+    dpkg_deb: PathBuf,
+    tar: PathBuf,
+}
+
+impl Tools {
+    fn find(path_var: &OsStr) -> Result<Tools, RootError> {
+        let find = |tool: &'static str, fix: &'static str| {
+            std::env::split_paths(path_var)
+                .map(|d| d.join(tool))
+                .find(|p| {
+                    p.metadata()
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+                .ok_or(RootError::MissingTool { tool, fix })
+        };
+        Ok(Tools {
+            debootstrap: find(
+                "debootstrap",
+                "apt-get install -y debootstrap (scripts/provision installs it)",
+            )?,
+            dpkg_deb: find(
+                "dpkg-deb",
+                "it comes with dpkg: prepare arm64 roots on a Debian or Ubuntu host",
+            )?,
+            tar: find("tar", "apt-get install -y tar")?,
+        })
+    }
+}
+
+/// One preparation under way: the root being made, where logs go, and the time left.
+struct Steps<'a> {
+    root: &'a Path,
+    logs: &'a Path,
+    deadline: Instant,
+    limit: Duration,
+}
+
+impl Steps<'_> {
+    fn first_stage(&self, tools: &Tools, suite: &Suite, arch: Arch, mirror: &Mirror) -> Result<(), RootError> {
+        let mut cmd = Command::new(&tools.debootstrap);
+        cmd.arg(format!("--arch={}", debian_arch(arch)))
+            .args(["--foreign", "--variant=minbase"])
+            .arg(format!("--include={INCLUDE}"))
+            .arg(suite.name)
+            .arg(self.root)
+            .arg(&mirror.uri);
+        let log = self.logs.join("debootstrap.log");
+        match self.run("debootstrap", &mut cmd, &log) {
+            Err(RootError::Step { log, tail, .. }) => Err(RootError::Debootstrap {
+                suite: suite.name,
+                arch,
+                mirror: mirror.clone(),
+                log,
+                tail,
+            }),
+            other => other,
+        }
+    }
+
+    /// Unpacks what the first stage fetched but left packed (`debootstrap/base`), as the second
+    /// stage would minus the maintainer scripts.
+    fn unpack_rest(&self, tools: &Tools) -> Result<(), RootError> {
+        let meta = self.root.join("debootstrap");
+        let read = |name: &str| fs_err::read_to_string(meta.join(name)).map_err(|e| io(&meta, e));
+        let base = read("base")?;
+        let debpaths = read("debpaths")?;
+        for deb in debs_to_unpack(&base, &debpaths).map_err(|what| io(&meta, what))? {
+            let deb = self.root.join(deb.trim_start_matches('/'));
+            self.unpack(tools, &deb)?;
+        }
+        Ok(())
+    }
+
+    /// `dpkg-deb --fsys-tarfile DEB | tar -x`: keeps the root's `/lib -> usr/lib` links (merged
+    /// /usr) instead of replacing them with folders.
+    fn unpack(&self, tools: &Tools, deb: &Path) -> Result<(), RootError> {
+        let log = self.logs.join("unpack.log");
+        let file = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
+        let file2 = file.try_clone().map_err(|e| io(&log, e))?;
+        let mut dpkg = Command::new(&tools.dpkg_deb);
+        dpkg.arg("--fsys-tarfile").arg(deb).stdout(Stdio::piped()).stderr(file);
+        let mut dpkg = Spawned::new(&mut dpkg).map_err(|e| io(&tools.dpkg_deb, e))?;
+        let data = dpkg.child.stdout.take().expect("stdout was piped");
+        let mut tar = Command::new(&tools.tar);
+        tar.args(["--keep-directory-symlink", "-xf", "-", "-C"])
+            .arg(self.root)
+            .stdin(data)
+            .stdout(Stdio::null())
+            .stderr(file2);
+        let step = format!("unpacking {}", deb.file_name().unwrap_or_default().to_string_lossy());
+        let tar_status = Spawned::new(&mut tar)
+            .map_err(|e| io(&tools.tar, e))?
+            .wait(self.deadline);
+        let dpkg_status = dpkg.wait(self.deadline);
+        for status in [dpkg_status, tar_status] {
+            self.judge(&step, status, &log)?;
+        }
+        Ok(())
+    }
+
+    fn compile_stdlib(&self, emulator: Option<&Path>, python: &Path, suite: &Suite) -> Result<(), RootError> {
+        let stdlib = self.root.join(format!("usr/lib/python3.{}", suite.minor));
+        let mut cmd = self.python(emulator, python);
+        // Serial: multiprocessing's semaphores fail under qemu-user (`SemLock`: read-only file system).
+        cmd.args(["-m", "compileall", "-q"]).arg(&stdlib);
+        self.run(
+            "compiling the root's standard library",
+            &mut cmd,
+            &self.logs.join("compileall.log"),
+        )
+    }
+
+    /// The interpreter starts, is the suite's CPython, and runs on the wanted machine.
+    fn check_python(
+        &self,
+        emulator: Option<&Path>,
+        python: &Path,
+        suite: &Suite,
+        arch: Arch,
+    ) -> Result<String, RootError> {
+        let out = self.logs.join("python-check.log");
+        let mut cmd = self.python(emulator, python);
+        cmd.args([
+            "-c",
+            "import platform, sys; print('%d.%d.%d' % sys.version_info[:3], platform.machine())",
+        ]);
+        self.run("starting the root's python", &mut cmd, &out)?;
+        let text = fs_err::read_to_string(&out).map_err(|e| io(&out, e))?;
+        let (version, machine) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+        let want_prefix = format!("3.{}.", suite.minor);
+        if !version.starts_with(&want_prefix) || machine != arch.wheel_machine() {
+            return Err(RootError::Step {
+                step: "checking the root's python".into(),
+                status: format!(
+                    "it reports Python {version} on {machine}, not 3.{} on {}",
+                    suite.minor,
+                    arch.wheel_machine()
+                ),
+                log: out,
+                tail: text.trim().to_string(),
+            });
+        }
+        Ok(version.to_string())
+    }
+
+    /// The fetched packages are unpacked now; 30-40 MB less per cached root.
+    fn tidy(&self) -> Result<(), RootError> {
+        for sub in ["var/cache/apt/archives", "debootstrap"] {
+            let p = self.root.join(sub);
+            if p.is_dir() {
+                fs_err::remove_dir_all(&p).map_err(|e| io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The root's interpreter, emulated if need be, with nothing of the host's Python setup.
+    fn python(&self, emulator: Option<&Path>, python: &Path) -> Command {
+        let mut cmd = match emulator {
+            Some(qemu) => {
+                let mut c = Command::new(qemu);
+                c.arg("-L").arg(self.root).arg(python);
+                c
+            }
+            None => Command::new(python),
+        };
+        cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C.UTF-8");
+        cmd
+    }
+
+    fn run(&self, step: &str, cmd: &mut Command, log: &Path) -> Result<(), RootError> {
+        let file = std::fs::File::create(log).map_err(|e| io(log, e))?;
+        let err = file.try_clone().map_err(|e| io(log, e))?;
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        let program = PathBuf::from(cmd.get_program());
+        let status = Spawned::new(cmd).map_err(|e| io(&program, e))?.wait(self.deadline);
+        self.judge(step, status, log)
+    }
+
+    fn judge(&self, step: &str, status: Option<std::process::ExitStatus>, log: &Path) -> Result<(), RootError> {
+        match status {
+            None => Err(RootError::Timeout {
+                step: step.to_string(),
+                limit: self.limit,
+                log: log.to_path_buf(),
+            }),
+            Some(s) if s.success() => Ok(()),
+            Some(s) => Err(RootError::Step {
+                step: step.to_string(),
+                status: s.to_string(),
+                log: log.to_path_buf(),
+                tail: tail(log),
+            }),
+        }
+    }
+}
+
+/// `/var/cache/apt/archives/x.deb` paths of the packages named in `base`, from `debpaths`
+/// (`name path` per line), in `base`'s order.
+fn debs_to_unpack(base: &str, debpaths: &str) -> Result<Vec<String>, String> {
+    let paths: std::collections::HashMap<&str, &str> = debpaths.lines().filter_map(|l| l.split_once(' ')).collect();
+    base.split_whitespace()
+        .map(|name| {
+            paths
+                .get(name)
+                .map(|p| p.trim().to_string())
+                .ok_or_else(|| format!("debootstrap fetched no package for `{name}` (not in debootstrap/debpaths)"))
+        })
+        .collect()
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
+}
+
+/// A child in its own process group, killed with the whole group if the deadline passes.
+struct Spawned {
+    child: Child,
+}
+
+impl Spawned {
+    fn new(cmd: &mut Command) -> std::io::Result<Spawned> {
+        cmd.process_group(0);
+        Ok(Spawned { child: cmd.spawn()? })
+    }
+
+    /// The exit status, or `None` after killing the group at the deadline.
+    fn wait(mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                let pid = self.child.id() as i32;
+                // SAFETY: kill with a negative pid signals the group this child leads.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = self.child.id() as i32;
+            // SAFETY: as in `wait`; the group is ours.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(minor: u8) -> Runtime {
+        Runtime { major: 3, minor }
+    }
+
+    /// A folder holding one executable shell script per `(name, body)`, as a `PATH`.
+    fn fake_tools(dir: &Path, tools: &[(&str, &str)]) -> OsString {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in tools {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        bin.into_os_string()
+    }
+
+    fn how<'a>(cache: &'a Path, path_var: OsString, apt: &'a Path) -> Prepare<'a> {
+        Prepare {
+            cache,
+            arch: Arch::Arm64,
+            emulator: None,
+            limit: Duration::from_secs(30),
+            path_var,
+            apt_dir: apt,
+            mirror_override: Some("file:///nonexistent/debian".into()),
+        }
+    }
+
+    #[test]
+    fn suites_match_lambda_runtimes() {
+        assert_eq!(suite_for(rt(9)).unwrap().name, "bullseye");
+        assert_eq!(suite_for(rt(11)).unwrap().name, "bookworm");
+        assert_eq!(suite_for(rt(13)).unwrap().name, "trixie");
+        for minor in [8, 10, 12] {
+            assert!(suite_for(rt(minor)).is_none(), "3.{minor}");
+        }
+        let dir = cache_dir(Path::new("/c"), suite_for(rt(11)).unwrap(), Arch::Arm64);
+        assert_eq!(dir, Path::new("/c/roots/v1-bookworm-arm64"));
+    }
+
+    #[test]
+    fn no_suite_is_an_error_that_says_static() {
+        let t = tempfile::tempdir().unwrap();
+        let e = prepare(rt(12), &how(t.path(), OsString::new(), t.path())).unwrap_err();
+        assert!(matches!(e, RootError::NoSuite { .. }), "{e}");
+        assert!(e.to_string().contains("only checked statically"), "{e}");
+    }
+
+    #[test]
+    fn debs_follow_the_base_list() {
+        let debpaths =
+            "python3 /var/cache/apt/archives/python3_3.11.2-1_arm64.deb\nlibc6 /var/cache/apt/archives/libc6.deb\n";
+        assert_eq!(
+            debs_to_unpack("python3 \n", debpaths).unwrap(),
+            vec!["/var/cache/apt/archives/python3_3.11.2-1_arm64.deb"]
+        );
+        let e = debs_to_unpack("python3 libexpat1", debpaths).unwrap_err();
+        assert!(e.contains("`libexpat1`"), "{e}");
+    }
+
+    #[test]
+    fn a_cached_root_needs_no_tools() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = cache_dir(t.path(), suite_for(rt(11)).unwrap(), Arch::Arm64);
+        std::fs::create_dir_all(dir.join("usr/bin")).unwrap();
+        std::fs::write(dir.join("usr/bin/python3.11"), "").unwrap();
+        // Without the marker the folder is not a root (a rename never leaves one like this,
+        // but a hand-made folder might).
+        let e = prepare(rt(11), &how(t.path(), OsString::new(), t.path())).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RootError::MissingTool {
+                    tool: "debootstrap",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        std::fs::write(dir.join(VERSION_FILE), "3.11.2\n").unwrap();
+        let root = prepare(rt(11), &how(t.path(), OsString::new(), t.path())).unwrap();
+        assert_eq!(root.version, "3.11.2");
+        assert_eq!(root.python, dir.join("usr/bin/python3.11"));
+        assert_eq!(root.prepared_in, None);
+    }
+
+    #[test]
+    fn missing_tools_say_how_to_install() {
+        let t = tempfile::tempdir().unwrap();
+        let path = fake_tools(t.path(), &[("debootstrap", "exit 0")]);
+        let e = prepare(rt(9), &how(t.path(), path, t.path())).unwrap_err();
+        assert!(matches!(e, RootError::MissingTool { tool: "dpkg-deb", .. }), "{e}");
+        let e = prepare(rt(9), &how(t.path(), OsString::new(), t.path())).unwrap_err();
+        assert!(e.to_string().contains("apt-get install -y debootstrap"), "{e}");
+    }
+
+    /// Leftovers of a failed preparation: there must be none besides the logs.
+    fn leftovers(cache: &Path) -> Vec<String> {
+        std::fs::read_dir(cache.join("roots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "logs")
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_debootstrap_names_mirror_and_log() {
+        let t = tempfile::tempdir().unwrap();
+        let path = fake_tools(
+            t.path(),
+            &[
+                (
+                    "debootstrap",
+                    "echo \"E: Failed getting release file $7/dists/$5/Release\" >&2; exit 1",
+                ),
+                ("dpkg-deb", "exit 0"),
+                ("tar", "exit 0"),
+            ],
+        );
+        let e = prepare(rt(13), &how(t.path(), path, t.path())).unwrap_err();
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(matches!(e, RootError::NotRoot { .. }), "{e}");
+            return;
+        }
+        let text = e.to_string();
+        assert!(matches!(e, RootError::Debootstrap { suite: "trixie", .. }), "{text}");
+        assert!(
+            text.contains("from file:///nonexistent/debian (found in $LAYERBUILD_DEBIAN_MIRROR)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("E: Failed getting release file file:///nonexistent/debian/dists/trixie/Release"),
+            "{text}"
+        );
+        assert!(leftovers(t.path()).is_empty(), "{:?}", leftovers(t.path()));
+    }
+
+    #[test]
+    fn a_hanging_step_is_killed_at_the_bound() {
+        let t = tempfile::tempdir().unwrap();
+        let path = fake_tools(
+            t.path(),
+            &[("debootstrap", "sleep 60"), ("dpkg-deb", "exit 0"), ("tar", "exit 0")],
+        );
+        let mut h = how(t.path(), path, t.path());
+        h.limit = Duration::from_millis(500);
+        let started = Instant::now();
+        let e = prepare(rt(9), &h).unwrap_err();
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(matches!(e, RootError::NotRoot { .. }), "{e}");
+            return;
+        }
+        assert!(matches!(e, RootError::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(leftovers(t.path()).is_empty(), "{:?}", leftovers(t.path()));
+    }
+
+    #[test]
+    fn no_mirror_lists_what_was_read() {
+        let t = tempfile::tempdir().unwrap();
+        let path = fake_tools(
+            t.path(),
+            &[("debootstrap", "exit 0"), ("dpkg-deb", "exit 0"), ("tar", "exit 0")],
+        );
+        let apt = t.path().join("apt");
+        std::fs::create_dir_all(&apt).unwrap();
+        std::fs::write(apt.join("sources.list"), "deb http://ports.invalid/ubuntu jammy main\n").unwrap();
+        let mut h = how(t.path(), path, &apt);
+        h.mirror_override = None;
+        let e = prepare(rt(9), &h).unwrap_err();
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(matches!(e, RootError::NotRoot { .. }), "{e}");
+            return;
+        }
+        assert!(matches!(e, RootError::NoMirror { .. }), "{e}");
+        assert!(e.to_string().contains("sources.list: add a Debian source"), "{e}");
+    }
+
+    /// Fetches a real root (network, root, qemu-user): what `smoke` does on an x86_64 host.
+    #[test]
+    #[ignore = "fetches a Debian root from the mirror in apt's sources; needs root and qemu-user"]
+    fn prepares_a_real_bullseye_root_once() {
+        let t = tempfile::tempdir().unwrap();
+        let qemu = super::super::process::find_qemu(Arch::Arm64);
+        let host_is_arm = std::env::consts::ARCH == "aarch64";
+        assert!(
+            host_is_arm || qemu.is_some(),
+            "no qemu-aarch64-static: apt-get install -y qemu-user-static"
+        );
+        let h = Prepare::here(t.path(), Arch::Arm64, if host_is_arm { None } else { qemu.as_deref() });
+        let root = prepare(rt(9), &h).unwrap();
+        assert!(root.version.starts_with("3.9."), "{root:?}");
+        assert!(root.prepared_in.is_some());
+        assert!(
+            root.dir.join("usr/lib/python3.9/__pycache__").is_dir(),
+            "stdlib not compiled"
+        );
+        assert!(!root.dir.join("var/cache/apt/archives").exists());
+        assert!(
+            leftovers(t.path()) == vec!["v1-bullseye-arm64".to_string()],
+            "{:?}",
+            leftovers(t.path())
+        );
+        let again = prepare(rt(9), &h).unwrap();
+        assert_eq!((again.prepared_in, again.version), (None, root.version));
+    }
+}

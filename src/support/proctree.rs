@@ -1,0 +1,174 @@
+//! Ending a process and everything it started, including what left its process group or
+//! session (`setsid`, double forks): the tree is read from /proc, frozen with SIGSTOP so it
+//! cannot fork while it is read, then killed. A command that runs untrusted programs also
+//! becomes a child subreaper, so orphans are re-parented to it instead of to init and can be
+//! found and ended too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Makes orphaned descendants of this process its children instead of init's.
+pub(crate) fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Every process's parent, from /proc; zombies included (they can no longer fork).
+fn parents() -> BTreeMap<i32, i32> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so split at the last `)`.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Some((_, rest)) = stat.rsplit_once(") ")
+            && let Some(ppid) = rest.split(' ').nth(1).and_then(|p| p.parse().ok())
+        {
+            out.insert(pid, ppid);
+        }
+    }
+    out
+}
+
+/// Living (or zombie) descendants of `root`, `root` excluded.
+pub(crate) fn descendants(root: i32) -> Vec<i32> {
+    let parents = parents();
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for (&pid, &ppid) in &parents {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            if !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with a plain pid; no memory is touched.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Kills `root` and all its descendants. The tree is stopped first and read again until it
+/// stops growing, so a process forked during the walk is not missed. `root` itself is left
+/// for its owner to reap; adopted descendants are reaped here.
+pub(crate) fn kill_tree(root: i32) {
+    let mut tree: BTreeSet<i32> = BTreeSet::from([root]);
+    for _ in 0..20 {
+        for &p in &tree {
+            signal(p, libc::SIGSTOP);
+        }
+        let now: BTreeSet<i32> = std::iter::once(root).chain(descendants(root)).collect();
+        if now.is_subset(&tree) {
+            break;
+        }
+        tree.extend(now);
+    }
+    for &p in &tree {
+        signal(p, libc::SIGKILL);
+    }
+    reap(tree.into_iter().filter(|&p| p != root));
+}
+
+/// Kills every child of this process (with its tree) that is not in `keep`: the orphans a
+/// subreaper adopted.
+/// Returns how many there were.
+pub(crate) fn end_adopted(keep: &[i32]) -> usize {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let adopted: Vec<i32> = parents()
+        .into_iter()
+        .filter(|&(pid, ppid)| ppid == me && !keep.contains(&pid))
+        .map(|(pid, _)| pid)
+        .collect();
+    for &p in &adopted {
+        kill_tree(p);
+    }
+    let n = adopted.len();
+    reap(adopted.into_iter());
+    n
+}
+
+/// Waits (briefly) for killed processes that are our children, so none is left a zombie.
+/// Others are not ours to wait for; `waitpid` on them fails at once.
+fn reap(pids: impl Iterator<Item = i32>) {
+    let end = Instant::now() + Duration::from_secs(2);
+    for p in pids {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on one pid with WNOHANG; status is a plain int.
+            let got = unsafe { libc::waitpid(p, &mut status, libc::WNOHANG) };
+            if got != 0 || Instant::now() > end {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    fn gone(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn the_whole_tree_dies_even_what_left_the_session() {
+        let d = tempfile::tempdir().unwrap();
+        let pids = d.path().join("pids");
+        let script = format!(
+            "sleep 300 & echo $! >> {p}; setsid sh -c 'echo $$ >> {p}; exec sleep 301' & wait",
+            p = pids.display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let root = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let started: Vec<i32> = loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let v: Vec<i32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+            if v.len() == 2 || Instant::now() > deadline {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(started.len(), 2, "the tree did not start");
+        let found = descendants(root);
+        for p in &started {
+            assert!(found.contains(p), "{p} not among {found:?}");
+        }
+        kill_tree(root);
+        child.wait().unwrap();
+        let end = Instant::now() + Duration::from_secs(5);
+        while !started.iter().all(|&p| gone(p)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for p in started {
+            assert!(gone(p), "{p} survived");
+        }
+    }
+}
