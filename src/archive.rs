@@ -13,6 +13,7 @@ use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 use crate::check::rules::{self, MODE_DIR};
 use crate::check::zipcanon;
 use crate::model::entry::Entry;
+use crate::support::date::civil_from_days;
 use crate::support::extract::{HashSink, stream_exact};
 use crate::support::fs::write_atomic;
 use crate::support::input;
@@ -49,16 +50,7 @@ pub(crate) fn timestamp() -> Result<DateTime> {
 pub(crate) fn dos_time_from_unix(secs: i64) -> DateTime {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days: proleptic Gregorian calendar, no leap seconds.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     if year < 1980 {
         return DateTime::default();
     }
@@ -67,8 +59,8 @@ pub(crate) fn dos_time_from_unix(secs: i64) -> DateTime {
     }
     DateTime::from_date_and_time(
         year as u16,
-        month,
-        day,
+        month as u8,
+        day as u8,
         (rem / 3600) as u8,
         (rem % 3600 / 60) as u8,
         (rem % 60) as u8,

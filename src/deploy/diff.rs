@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::DiffArgs;
 use super::summary::{self, Collector, Summary};
+use crate::support::progress::bytes;
 
 /// Entries listed in the text report; `--json` lists them all.
 const TEXT_ENTRIES: usize = 50;
@@ -183,19 +184,9 @@ fn entry(path: &str, change: &'static str, old_size: Option<u64>, new_size: Opti
     }
 }
 
-fn human(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
 fn signed(d: i64) -> String {
     let sign = if d < 0 { '-' } else { '+' };
-    format!("{sign}{}", human(d.unsigned_abs()))
+    format!("{sign}{}", bytes(d.unsigned_abs()))
 }
 
 fn short(sha: &str) -> &str {
@@ -229,16 +220,16 @@ pub(crate) fn render(d: &Diff) -> String {
     if let (Some(a), Some(b)) = d.zipped {
         s.push_str(&format!(
             "zipped: {} -> {} ({})\n",
-            human(a),
-            human(b),
+            bytes(a),
+            bytes(b),
             signed(b as i64 - a as i64)
         ));
     }
     let (a, b) = d.unzipped;
     s.push_str(&format!(
         "unzipped: {} -> {} ({})\n",
-        human(a),
-        human(b),
+        bytes(a),
+        bytes(b),
         signed(b as i64 - a as i64)
     ));
     s

@@ -3,6 +3,7 @@
 //! and for its output folder.
 
 pub(crate) mod cache;
+pub(crate) mod date;
 pub(crate) mod extract;
 pub(crate) mod fs;
 pub(crate) mod input;

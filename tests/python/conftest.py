@@ -5,9 +5,9 @@ The layer tree comes from the environment:
   LAYERBUILD_LAYER_ZIP  a layer zip, unpacked here with its unix modes
 Without either, the tests that need a tree are skipped.
 
-Runtime interpreters (python3.8, python3.9) are looked up in LAYERBUILD_PYTHON38 /
-LAYERBUILD_PYTHON39, then python3.X in PATH, then /root/.pyenv/versions/3.X*/bin/python.
-Each candidate is run once to check its version (a pyenv shim in PATH may not work).
+Runtime interpreters (python3.8, python3.9) come from the finder the tests share with the
+binary's rules (tests/pylib/layerbuild_env.py): LAYERBUILD_PYTHON38 / LAYERBUILD_PYTHON39,
+then python3.X in PATH, then pyenv's installs.
 
 The runtime command's own PYTHONPATH stands in for Lambda's /var/runtime: this folder's
 fake_runtime/ plus the packages Lambda's runtime ships and the layer leaves out (urllib3),
@@ -15,7 +15,6 @@ from LAYERBUILD_RUNTIME_PACKAGES or fetched once with pip into the layerbuild ca
 (LAYERBUILD_CACHE, else $XDG_CACHE_HOME/layerbuild, else ~/.cache/layerbuild).
 """
 
-import glob
 import http.server
 import json
 import os
@@ -31,7 +30,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from layerbuild_cache import cache_root
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
+
+from layerbuild_env import cache_root, find_interpreter, where_looked  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FAKE_RUNTIME = HERE / "fake_runtime"
@@ -93,32 +94,6 @@ class Runtime:
     bin_dir: str  # goes first in PATH, like /var/lang/bin on Lambda
 
 
-def _candidates(version: str):
-    override = os.environ.get("LAYERBUILD_PYTHON" + version.replace(".", ""))
-    if override:
-        yield override
-    found = shutil.which("python" + version)
-    if found:
-        yield found
-    for path in sorted(glob.glob("/root/.pyenv/versions/%s*/bin/python" % version), reverse=True):
-        yield path
-
-
-def _probe(candidate: str, version: str) -> Optional[str]:
-    try:
-        out = subprocess.run(
-            [candidate, "-c", "import os, sys; print('%d.%d' % sys.version_info[:2]); "
-             "print(os.path.realpath(sys.executable))"],
-            capture_output=True, text=True, timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = out.stdout.split()
-    if out.returncode != 0 or len(lines) != 2 or lines[0] != version:
-        return None
-    return lines[1]
-
-
 _runtime_cache: Dict[str, Optional[Runtime]] = {}
 
 
@@ -126,10 +101,9 @@ def _find_runtime(version: str, tmp_path_factory) -> Optional[Runtime]:
     if version in _runtime_cache:
         return _runtime_cache[version]
     runtime = None
-    for candidate in _candidates(version):
-        real = _probe(candidate, version)
-        if not real:
-            continue
+    interp = find_interpreter(version)
+    if interp:
+        real = interp.real
         bin_dir = os.path.dirname(real)
         named = os.path.join(bin_dir, "python" + version)
         python = named if os.path.realpath(named) == real else real
@@ -140,7 +114,6 @@ def _find_runtime(version: str, tmp_path_factory) -> Optional[Runtime]:
             os.symlink(real, own / ("python" + version))
             bin_dir, python = str(own), str(own / ("python" + version))
         runtime = Runtime(version, python, bin_dir)
-        break
     _runtime_cache[version] = runtime
     return runtime
 
@@ -150,11 +123,7 @@ def runtime(request, tmp_path_factory) -> Runtime:
     version = request.param
     found = _find_runtime(version, tmp_path_factory)
     if found is None:
-        env_name = "LAYERBUILD_PYTHON" + version.replace(".", "")
-        pytest.skip(
-            "no working python%s: looked at $%s, python%s in PATH and "
-            "/root/.pyenv/versions/%s*/bin/python" % (version, env_name, version, version)
-        )
+        pytest.skip("no working python%s: looked at %s" % (version, where_looked(version)))
     return found
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layerbuild_cache import cache_root
+from layerbuild_env import cache_root
 
 BIN = os.environ.get("LAYERBUILD_BIN")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from layerbuild_cache import cache_root
+from layerbuild_env import cache_root
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "ci.md"

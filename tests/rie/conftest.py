@@ -94,9 +94,8 @@ def runtime_for(tmp_path_factory):
         interp = provision.find_interpreter(version)
         if interp is None:
             pytest.fail("no python%s found for the runtime (looked at %s; set LAYERBUILD_PYTHON%s)"
-                        % (version, ", ".join(provision.interpreter_candidates(version)) or
-                           "PYENV_ROOT, `pyenv root`, ~/.pyenv and PATH",
-                           version.replace(".", "")), pytrace=False)
+                        % (version, provision.where_looked(version), version.replace(".", "")),
+                        pytrace=False)
         packages = _provisioned(lambda: provision.runtime_packages(interp),
                                 "the python%s runtime packages" % version)
         made[version] = harness.prepare_runtime(

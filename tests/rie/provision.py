@@ -1,8 +1,8 @@
 """Fetches and caches the third-party software the RIE tests run: AWS's Runtime Interface
 Emulator, moto's server, and what Lambda's python3.8/3.9 runtime holds in /var/runtime.
 
-Everything lives under the layerbuild cache root ($LAYERBUILD_CACHE, else
-$XDG_CACHE_HOME/layerbuild, else ~/.cache/layerbuild), in rie/, keyed by version, and is
+Everything lives under the layerbuild cache root (tests/pylib/layerbuild_env.py finds it as the
+binary does), in rie/, keyed by version, and is
 reused when present. Each item is built in a temporary folder beside its final place and
 renamed into place only when complete, under a lock, so an interrupted or concurrent run
 never leaves a half-built item.
@@ -13,7 +13,6 @@ Run as a script to provision ahead of the tests (`make provision` does, so CI do
 
 import argparse
 import fcntl
-import glob
 import hashlib
 import os
 import shutil
@@ -24,6 +23,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
+
+from layerbuild_env import (  # noqa: E402,F401  (the RIE tests take these from here)
+    Interpreter, cache_root, find_interpreter, where_looked)
 
 # The module proxy serves this pseudo-version of the emulator; its tag v1.23.0 is not served.
 RIE_MODULE = "github.com/aws/aws-lambda-runtime-interface-emulator"
@@ -51,17 +55,6 @@ INSTALL_TIMEOUT = 900
 
 class ProvisionError(RuntimeError):
     """A piece of the RIE test setup could not be fetched or built."""
-
-
-def cache_root() -> Path:
-    """The layerbuild cache root, chosen the same way as the Rust CLI chooses it."""
-    own = os.environ.get("LAYERBUILD_CACHE")
-    if own:
-        return Path(own)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "layerbuild"
-    return Path.home() / ".cache" / "layerbuild"
 
 
 def rie_cache() -> Path:
@@ -163,68 +156,6 @@ def moto_python() -> Path:
 # ---------------------------------------------------------------------- the Python runtime
 
 
-class Interpreter:
-    """A CPython that plays Lambda's /var/lang: `prefix` holds bin/pythonX.Y and lib/."""
-
-    def __init__(self, version: str, executable: str, full_version: str, prefix: str):
-        self.version = version
-        self.executable = executable
-        self.full_version = full_version
-        self.prefix = prefix
-
-    def __repr__(self) -> str:
-        return "Interpreter(%s at %s)" % (self.full_version, self.prefix)
-
-
-def _pyenv_roots() -> List[str]:
-    roots = []
-    if os.environ.get("PYENV_ROOT"):
-        roots.append(os.environ["PYENV_ROOT"])
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        try:
-            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
-            if out.returncode == 0 and out.stdout.strip():
-                roots.append(out.stdout.strip())
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    roots.append(str(Path.home() / ".pyenv"))
-    return list(dict.fromkeys(roots))
-
-
-def interpreter_candidates(version: str) -> List[str]:
-    found = []
-    override = os.environ.get("LAYERBUILD_PYTHON" + version.replace(".", ""))
-    if override:
-        found.append(override)
-    for root in _pyenv_roots():
-        found.extend(sorted(glob.glob("%s/versions/%s.*/bin/python%s" % (root, version, version)),
-                            reverse=True))
-    on_path = shutil.which("python" + version)
-    if on_path:
-        found.append(on_path)
-    return found
-
-
-def find_interpreter(version: str) -> Optional[Interpreter]:
-    """The first working CPython `version` whose prefix has bin/python<version>."""
-    probe = ("import sys; print('%d.%d' % sys.version_info[:2]); "
-             "print('%d.%d.%d' % sys.version_info[:3]); print(sys.base_prefix)")
-    for candidate in interpreter_candidates(version):
-        try:
-            out = subprocess.run([candidate, "-c", probe], capture_output=True, text=True,
-                                 timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        lines = out.stdout.split("\n")
-        if out.returncode != 0 or len(lines) < 3 or lines[0] != version:
-            continue
-        prefix = lines[2]
-        if os.access(os.path.join(prefix, "bin", "python" + version), os.X_OK):
-            return Interpreter(version, candidate, lines[1], prefix)
-    return None
-
-
 def runtime_packages(interp: Interpreter) -> Path:
     """A folder with RUNTIME_REQUIREMENTS installed for `interp` (Lambda's /var/runtime)."""
     key = hashlib.sha256("\n".join(RUNTIME_REQUIREMENTS).encode()).hexdigest()[:12]
@@ -266,7 +197,7 @@ def main() -> int:
             interp = find_interpreter(version)
             if interp is None:
                 print("python%s: not found (looked at %s)"
-                      % (version, ", ".join(interpreter_candidates(version)) or "nothing"))
+                      % (version, where_looked(version)))
                 continue
             print("python%s runtime packages: %s" % (version, runtime_packages(interp)))
     except ProvisionError as exc:
