@@ -39,6 +39,9 @@ pub(crate) struct Verified {
     pub unzipped: u64,
     pub sha256: String,
     pub warnings: Vec<String>,
+    /// The files beside the zip that were checked with it (its `.sha256`, its SBOM): each is
+    /// checked when it travels with the zip, so the report says which did.
+    pub beside: Vec<String>,
 }
 
 fn fail(zip: &Path, entry: Option<&str>, problem: impl Into<String>) -> anyhow::Error {
@@ -79,17 +82,18 @@ pub(crate) fn verify_file(zip_path: &Path, manifest_override: Option<&Path>) -> 
             e
         }
     })?;
-    let summary = verify_reader(zip_path, &mut file, len, &manifest)?;
-    check_checksum_file(zip_path, &summary.sha256)?;
-    crate::sbom::verify_beside(zip_path, &manifest)?;
+    let mut summary = verify_reader(zip_path, &mut file, len, &manifest)?;
+    summary.beside.extend(check_checksum_file(zip_path, &summary.sha256)?);
+    summary.beside.extend(crate::sbom::verify_beside(zip_path, &manifest)?);
     Ok(summary)
 }
 
-/// The `.sha256` beside the zip, when there is one, names the zip's hash.
-fn check_checksum_file(zip_path: &Path, sha256: &str) -> Result<()> {
+/// The `.sha256` beside the zip, when there is one, names the zip's hash; its file name when
+/// it was there.
+fn check_checksum_file(zip_path: &Path, sha256: &str) -> Result<Option<String>> {
     let sum_path = manifest::checksum_path(zip_path);
     if !sum_path.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let name = zip_path
         .file_name()
@@ -106,7 +110,7 @@ fn check_checksum_file(zip_path: &Path, sha256: &str) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(sum_path.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// Verifies a zip read from `zip` (`len` bytes) against a manifest. Never panics: a corrupt
@@ -155,6 +159,7 @@ fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest
         unzipped,
         sha256,
         warnings,
+        beside: Vec::new(),
     })
 }
 

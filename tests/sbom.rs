@@ -181,12 +181,18 @@ fn verify_fails_on_a_tampered_sbom() {
     fixture(d.path());
     build(d.path());
     let verify_ok = || {
-        layerbuild(d.path())
+        let out = layerbuild(d.path())
             .args(["verify", &format!("dist/{AMD64_ZIP}")])
             .assert()
             .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
     };
-    verify_ok();
+    // The report names what it checked beside the zip.
+    let said = verify_ok();
+    assert!(
+        said.contains(&format!("also checked {AMD64_ZIP}.sha256, {AMD64_SBOM})")),
+        "{said}"
+    );
     tampered_fails(d.path(), "says `python/alpha-1.0.dist-info` is alpha 1.1", |doc| {
         component_mut(doc, "wheel:alpha-1.0-py3-none-any.whl")["version"] = "1.1".into();
     });
@@ -211,7 +217,11 @@ fn verify_fails_on_a_tampered_sbom() {
     verify_ok();
     // Like the `.sha256`, the SBOM is checked when it travels with the zip.
     std::fs::remove_file(d.path().join("dist").join(AMD64_SBOM)).unwrap();
-    verify_ok();
+    let said = verify_ok();
+    assert!(said.contains(&format!("also checked {AMD64_ZIP}.sha256)")), "{said}");
+    std::fs::remove_file(d.path().join("dist").join(format!("{AMD64_ZIP}.sha256"))).unwrap();
+    let said = verify_ok();
+    assert!(said.contains("; no .sha256 or SBOM beside it)"), "{said}");
     std::fs::create_dir(d.path().join("dist").join(AMD64_SBOM)).unwrap();
     layerbuild(d.path())
         .args(["verify", &format!("dist/{AMD64_ZIP}")])

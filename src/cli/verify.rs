@@ -46,13 +46,18 @@ pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
     if args.json {
         let v: Vec<_> = results
             .iter()
-            .map(|(z, v)| json!({"zip": z, "ok": true, "entries": v.entries, "size": v.size, "unzipped_size": v.unzipped, "sha256": v.sha256}))
+            .map(|(z, v)| json!({"zip": z, "ok": true, "entries": v.entries, "size": v.size, "unzipped_size": v.unzipped, "sha256": v.sha256, "checked_beside": v.beside}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&json!({ "verified": v }))?);
     } else if !args.quiet {
         for (z, v) in &results {
+            let beside = if v.beside.is_empty() {
+                "no .sha256 or SBOM beside it".to_string()
+            } else {
+                format!("also checked {}", v.beside.join(", "))
+            };
             println!(
-                "ok {} ({} entries, {} bytes, sha256 {})",
+                "ok {} ({} entries, {} bytes, sha256 {}; {beside})",
                 show(&z.display().to_string()),
                 v.entries,
                 v.size,

@@ -151,10 +151,11 @@ fn iso8601(t: zip::DateTime) -> String {
 }
 
 /// Checks the SBOM the manifest records beside `zip`, when it is there: describing the zip, and
-/// the bytes the manifest hashed. Manifests from before SBOMs (schema 1) record none.
-pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomError> {
+/// the bytes the manifest hashed; its file name when it was there. Manifests from before SBOMs
+/// (schema 1) record none.
+pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<Option<String>, SbomError> {
     let Some(rec) = &manifest.sbom else {
-        return Ok(());
+        return Ok(None);
     };
     // The name comes from the zip's, never from the manifest: a manifest must not point
     // verify at some other file.
@@ -169,7 +170,7 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomE
     let bytes = match input::read(&sbom_path, MAX_SBOM, "CycloneDX SBOM") {
         Ok(bytes) => bytes,
         // Like the `.sha256`, it is checked when it travels with the zip.
-        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(bad(format!("cannot be read ({e})"))),
     };
     check(&bytes, &sbom_path, manifest)?;
@@ -180,7 +181,7 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<(), SbomE
             rec.sha256
         )));
     }
-    Ok(())
+    Ok(Some(rec.file.clone()))
 }
 
 #[cfg(test)]
