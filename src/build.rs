@@ -197,16 +197,64 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
     let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
     check::check(&got.entries, arch, limit).with_context(failed)?;
 
-    let zipping = progress.stage(arch, "zip");
+    let zip_path = plan.out.join(&layer.zip_name);
+    let z = zip_verified(plan, layer, &mut got, progress).with_context(failed)?;
+    Ok(Outputs {
+        zip: out.stage(&z.bytes)?,
+        manifest: out.stage(manifest::to_json(&z.manifest).as_bytes())?,
+        checksum: out.stage(manifest::checksum_line(&z.manifest.zip.sha256, &layer.zip_name).as_bytes())?,
+        sbom: out.stage(&z.sbom)?,
+        built: Built {
+            zip_name: layer.zip_name.clone(),
+            manifest_path: manifest::manifest_path(&zip_path),
+            zip: zip_path,
+            manifest: z.manifest,
+            warnings: z.warnings,
+            notes: got.notes,
+        },
+    })
+}
+
+/// A layer zip with its manifest and SBOM, verified.
+struct Zipped {
+    bytes: Vec<u8>,
+    manifest: Manifest,
+    sbom: Vec<u8>,
+    warnings: Vec<String>,
+}
+
+/// Zips and verifies the layer. Compressed files taken from the cache are proven by that
+/// verify alone, which inflates and hashes every entry anyway; so when a zip that took any
+/// fails it, the zip is made again with every file compressed afresh and the cache renewed.
+fn zip_verified(plan: &Plan, layer: &LayerPlan, got: &mut Gathered, progress: &Progress) -> Result<Zipped> {
+    let cache = plan.cache.join("deflate");
+    let (z, reused) = zip_once(plan, layer, got, progress, Some(archive::Cache::Use(&cache)))?;
+    let bug = "the zip just built fails verification (a layerbuild bug: please report it)";
+    let e = match verify_zipped(plan, layer, z, progress) {
+        Ok(z) => return Ok(z),
+        Err(e) if reused > 0 => e,
+        Err(e) => return Err(e.context(bug)),
+    };
+    got.notes.push(format!(
+        "a file compressed in the cache did not verify ({e:#}): compressed every file again"
+    ));
+    let (z, _) = zip_once(plan, layer, got, progress, Some(archive::Cache::Renew(&cache)))?;
+    verify_zipped(plan, layer, z, progress).context(bug)
+}
+
+/// The zip, manifest and SBOM made once; with how many files came from the cache.
+fn zip_once(
+    plan: &Plan,
+    layer: &LayerPlan,
+    got: &Gathered,
+    progress: &Progress,
+    cache: Option<archive::Cache>,
+) -> Result<(Zipped, usize)> {
+    let zipping = progress.stage(layer.arch, "zip");
     zipping.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
-    let listing = archive::write(
-        &got.entries,
-        plan.time,
-        &mut zip_bytes,
-        Some(&plan.cache.join("deflate")),
-    )?;
+    let listing = archive::write(&got.entries, plan.time, &mut zip_bytes, cache)?;
     let bytes = zip_bytes.into_inner();
     let reused = listing.iter().filter(|a| a.reused).count();
     zipping.done(format!(
@@ -215,43 +263,38 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
         progress::bytes(bytes.len() as u64),
         got.entries.len() - reused
     ));
-    let zip_path = plan.out.join(&layer.zip_name);
-    let mut manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
-    let sbom_bytes = sbom::for_build(&manifest, &got.entries, plan.time).with_context(failed)?;
-    manifest.sbom = Some(sbom::record(&zip_path, &sbom_bytes));
+    let mut manifest = make_manifest(plan, layer, &bytes, &listing, got);
+    let sbom = sbom::for_build(&manifest, &got.entries, plan.time)?;
+    manifest.sbom = Some(sbom::record(&plan.out.join(&layer.zip_name), &sbom));
+    let z = Zipped {
+        bytes,
+        manifest,
+        sbom,
+        warnings: Vec::new(),
+    };
+    Ok((z, reused))
+}
 
-    let verifying = progress.stage(arch, "verify");
+fn verify_zipped(plan: &Plan, layer: &LayerPlan, mut z: Zipped, progress: &Progress) -> Result<Zipped> {
+    let verifying = progress.stage(layer.arch, "verify");
     let verified = verify::verify_reader(
-        &zip_path,
-        &mut std::io::Cursor::new(&bytes),
-        bytes.len() as u64,
-        &manifest,
-    )
-    .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+        &plan.out.join(&layer.zip_name),
+        &mut std::io::Cursor::new(&z.bytes),
+        z.bytes.len() as u64,
+        &z.manifest,
+    )?;
     verifying.done(match verified.warnings.len() {
         0 => "ok".to_string(),
         n => format!("ok, {n} warning(s)"),
     });
-    Ok(Outputs {
-        zip: out.stage(&bytes)?,
-        manifest: out.stage(manifest::to_json(&manifest).as_bytes())?,
-        checksum: out.stage(manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes())?,
-        sbom: out.stage(&sbom_bytes)?,
-        built: Built {
-            zip_name: layer.zip_name.clone(),
-            manifest_path: manifest::manifest_path(&zip_path),
-            zip: zip_path,
-            manifest,
-            warnings: verified.warnings,
-            notes: got.notes,
-        },
-    })
+    z.warnings = verified.warnings;
+    Ok(z)
 }
 
-fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {
+fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &Gathered) -> Manifest {
     let sha256 = hex::encode(Sha256::digest(bytes));
     let limits = &plan.spec.spec.limits;
-    let mut packages = std::mem::take(&mut got.packages);
+    let mut packages = got.packages.clone();
     packages.sort();
     Manifest {
         schema_version: manifest::SCHEMA_VERSION,
@@ -274,7 +317,7 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
         },
         bytecode_runtimes: got.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
         packages,
-        collector: got.collector.take(),
+        collector: got.collector.clone(),
         sbom: None,
         entries: listing.iter().map(ManifestEntry::from_archived).collect(),
     }
