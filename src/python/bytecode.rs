@@ -92,9 +92,9 @@ pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) ->
         .iter()
         .map(|slot| match blobs.get_record(slot, input::FILE_CAP) {
             // An empty entry records that this Python could not compile the file.
-            Ok(Some((data, _))) if data.is_empty() => Some(None),
+            Ok(Some(hit)) if hit.data.is_empty() => Some(None),
             // A hit is bytecode of this Python, stored under its own hash.
-            Ok(Some((data, _))) if data.starts_with(&magic) => Some(Some(Arc::from(data))),
+            Ok(Some(hit)) if hit.data.starts_with(&magic) => Some(Some(Arc::from(hit.data))),
             _ => None,
         })
         .collect();

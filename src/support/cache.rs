@@ -148,8 +148,8 @@ impl Blobs {
         write_atomic(record, format!("{sha256} {note}\n").as_bytes())
     }
 
-    /// The blob a record names, and its note; `None` when either is missing or wrong.
-    pub(crate) fn get_record(&self, record: &Path, cap: u64) -> Result<Option<(Vec<u8>, String)>> {
+    /// The blob a record names, with its note; `None` when either is missing or wrong.
+    pub(crate) fn get_record(&self, record: &Path, cap: u64) -> Result<Option<Hit>> {
         let text = match input::read_to_string(record, 4096, "cache record") {
             Ok(t) => t,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -157,8 +157,21 @@ impl Blobs {
         };
         let line = text.trim_end_matches('\n');
         let (sha, note) = line.split_once(' ').unwrap_or((line, ""));
-        Ok(self.get(sha, cap)?.map(|data| (data, note.to_string())))
+        Ok(self.get(sha, cap)?.map(|data| Hit {
+            data,
+            sha256: sha.to_string(),
+            note: note.to_string(),
+        }))
     }
+}
+
+/// A blob found by its record.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub data: Vec<u8>,
+    /// The blob's sha256, which its bytes were just hashed to: callers need not hash them again.
+    pub sha256: String,
+    pub note: String,
 }
 
 /// The Cache Directory Tagging file: backup tools skip the folder, and `cache clean` only
