@@ -116,7 +116,7 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<Cache>) -> Result<Packed> {
     let data = entry
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
-    let sha256 = hex::encode(Sha256::digest(&data));
+    let sha256 = hex::encode(entry.known_sha256().unwrap_or_else(|| Sha256::digest(&data).into()));
     let packed = |one_entry_zip, reused| Packed {
         path: entry.path.clone(),
         mode: entry.mode,

@@ -96,8 +96,11 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: 
             let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
             stage.done(&c.how);
             let origin = c.record.source.clone();
-            got.entries
-                .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
+            let content = match <[u8; 32]>::try_from(hex::decode(&c.record.sha256).unwrap_or_default()) {
+                Ok(sha) => Content::Hashed(c.data, sha),
+                Err(_) => Content::Bytes(c.data),
+            };
+            got.entries.push(Entry::file(dest.clone(), true, content, origin));
             got.collector = Some(c.record);
         }
         Step::Python(tree_plan) => install_wheels(plan, arch, tree_plan, got, progress)?,
@@ -192,7 +195,7 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
     let tree = std::mem::take(&mut got.tree);
     got.entries.extend(
         tree.into_iter()
-            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
+            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Hashed(f.data, f.sha256), origin)),
     );
     let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
     check::check(&got.entries, arch, limit).with_context(failed)?;
