@@ -221,6 +221,8 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
 /// A layer zip with its manifest and SBOM, verified.
 struct Zipped {
     bytes: Vec<u8>,
+    /// Of `bytes`, hashed once for the manifest and the verify.
+    sha256: String,
     manifest: Manifest,
     sbom: Vec<u8>,
     warnings: Vec<String>,
@@ -266,11 +268,13 @@ fn zip_once(
         progress::bytes(bytes.len() as u64),
         got.entries.len() - reused
     ));
-    let mut manifest = make_manifest(plan, layer, &bytes, &listing, got);
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut manifest = make_manifest(plan, layer, &bytes, &sha256, &listing, got);
     let sbom = sbom::for_build(&manifest, &got.entries, plan.time)?;
     manifest.sbom = Some(sbom::record(&plan.out.join(&layer.zip_name), &sbom));
     let z = Zipped {
         bytes,
+        sha256,
         manifest,
         sbom,
         warnings: Vec::new(),
@@ -280,12 +284,7 @@ fn zip_once(
 
 fn verify_zipped(plan: &Plan, layer: &LayerPlan, mut z: Zipped, progress: &Progress) -> Result<Zipped> {
     let verifying = progress.stage(layer.arch, "verify");
-    let verified = verify::verify_reader(
-        &plan.out.join(&layer.zip_name),
-        &mut std::io::Cursor::new(&z.bytes),
-        z.bytes.len() as u64,
-        &z.manifest,
-    )?;
+    let verified = verify::verify_built(&plan.out.join(&layer.zip_name), &z.bytes, &z.sha256, &z.manifest)?;
     verifying.done(match verified.warnings.len() {
         0 => "ok".to_string(),
         n => format!("ok, {n} warning(s)"),
@@ -294,8 +293,14 @@ fn verify_zipped(plan: &Plan, layer: &LayerPlan, mut z: Zipped, progress: &Progr
     Ok(z)
 }
 
-fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &Gathered) -> Manifest {
-    let sha256 = hex::encode(Sha256::digest(bytes));
+fn make_manifest(
+    plan: &Plan,
+    layer: &LayerPlan,
+    bytes: &[u8],
+    sha256: &str,
+    listing: &[Archived],
+    got: &Gathered,
+) -> Manifest {
     let limits = &plan.spec.spec.limits;
     let mut packages = got.packages.clone();
     packages.sort();
@@ -310,8 +315,8 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
         zip: ZipInfo {
             file: layer.zip_name.clone(),
             size: bytes.len() as u64,
-            code_sha256: manifest::code_sha256(&sha256),
-            sha256,
+            code_sha256: manifest::code_sha256(sha256),
+            sha256: sha256.to_string(),
             unzipped_size: listing.iter().map(|a| a.size).sum(),
         },
         limits: LimitsInfo {
