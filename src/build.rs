@@ -96,9 +96,9 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: 
             let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
             stage.done(&c.how);
             let origin = c.record.source.clone();
-            let content = match <[u8; 32]>::try_from(hex::decode(&c.record.sha256).unwrap_or_default()) {
-                Ok(sha) => Content::Hashed(c.data, sha),
-                Err(_) => Content::Bytes(c.data),
+            let content = match cache::digest_of_hex(&c.record.sha256) {
+                Some(sha) => Content::Hashed(c.data, sha),
+                None => Content::Bytes(c.data),
             };
             got.entries.push(Entry::file(dest.clone(), true, content, origin));
             got.collector = Some(c.record);

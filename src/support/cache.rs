@@ -165,6 +165,19 @@ impl Blobs {
     }
 }
 
+impl Hit {
+    /// The sha256 as bytes.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        digest_of_hex(&self.sha256).unwrap_or_else(|| Sha256::digest(&self.data).into())
+    }
+}
+
+/// A lowercase hex sha256 as bytes; `None` when it is not one.
+pub(crate) fn digest_of_hex(sha256: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    (is_sha256(sha256) && hex::decode_to_slice(sha256, &mut out).is_ok()).then_some(out)
+}
+
 /// A blob found by its record.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Hit {
