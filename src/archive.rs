@@ -14,7 +14,6 @@ use crate::check::rules::{self, MODE_DIR};
 use crate::check::zipcanon;
 use crate::model::entry::Entry;
 use crate::support::date::civil_from_days;
-use crate::support::extract::{HashSink, stream_exact};
 use crate::support::fs::write_atomic;
 use crate::support::input;
 
@@ -86,11 +85,30 @@ struct Packed {
     reused: bool,
 }
 
-fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
+/// How [`write`] uses the compression cache, a folder of one-entry zips.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cache<'a> {
+    /// Take a cached entry whose structure is what `pack` writes; its data is not inflated here,
+    /// so the caller must verify the finished zip against the listing's hashes and, when that
+    /// fails, write it again with [`Cache::Renew`].
+    Use(&'a Path),
+    /// Compress every file again and overwrite what the cache holds for it.
+    Renew(&'a Path),
+}
+
+impl Cache<'_> {
+    fn dir(&self) -> &Path {
+        match self {
+            Cache::Use(d) | Cache::Renew(d) => d,
+        }
+    }
+}
+
+fn pack(entry: &Entry, time: DateTime, cache: Option<Cache>) -> Result<Packed> {
     let data = entry
         .read()
         .with_context(|| format!("cannot read `{}` ({})", entry.path, entry.origin))?;
-    let sha256 = hex::encode(Sha256::digest(&data));
+    let sha256 = hex::encode(entry.known_sha256().unwrap_or_else(|| Sha256::digest(&data).into()));
     let packed = |one_entry_zip, reused| Packed {
         path: entry.path.clone(),
         mode: entry.mode,
@@ -101,18 +119,17 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
     };
     // Deflate at level 9 is the slowest step of a warm build; its output depends only on what
     // the key covers, so a cached copy is the same bytes.
-    let slot = cache.map(|dir| {
+    let slot = cache.map(|c| {
         let time_bits = (u32::from(time.datepart()) << 16) | u32::from(time.timepart());
         let key = format!(
             "{sha256}\0{}\0{:o}\0{time_bits}\0{DEFLATE_LEVEL}\0{ZIP_WRITER}",
             entry.path, entry.mode
         );
-        dir.join(&hex::encode(Sha256::digest(key))[..40])
+        c.dir().join(&hex::encode(Sha256::digest(key))[..40])
     });
-    if let Some(bytes) = slot
-        .as_ref()
-        .and_then(|p| input::read(p, input::ARCHIVE_CAP, "cache entry").ok())
-        && is_packed(&bytes, entry, data.len() as u64, &sha256)
+    if let (Some(Cache::Use(_)), Some(slot)) = (cache, &slot)
+        && let Ok(bytes) = input::read(slot, input::ARCHIVE_CAP, "cache entry")
+        && is_packed(&bytes, entry, data.len() as u64)
     {
         return Ok(packed(bytes, true));
     }
@@ -127,11 +144,13 @@ fn pack(entry: &Entry, time: DateTime, cache: Option<&Path>) -> Result<Packed> {
     Ok(packed(one_entry_zip, false))
 }
 
-/// Whether cached bytes are what `pack` writes for this entry, apart from how the data is
-/// compressed: one canonical entry of this name, deflated, a regular file with no extra
-/// fields, whose data inflates to exactly the content the cache key was made from.
+/// Whether cached bytes are shaped like what `pack` writes for this entry: one canonical
+/// entry of this name, deflated, of this size, a regular file with no extra fields.
 /// (The mode and time are set again when the entry is copied: they never come from a cache.)
-fn is_packed(bytes: &[u8], entry: &Entry, size: u64, sha256: &str) -> bool {
+/// Whether its data inflates to the entry's content is left to the verify of the finished
+/// zip, which inflates and hashes every entry anyway: doing it here too doubled the
+/// inflating and hashing of a warm build.
+fn is_packed(bytes: &[u8], entry: &Entry, size: u64) -> bool {
     let Ok(raw) = zipcanon::scan(&mut Cursor::new(bytes), bytes.len() as u64) else {
         return false;
     };
@@ -146,12 +165,8 @@ fn is_packed(bytes: &[u8], entry: &Entry, size: u64, sha256: &str) -> bool {
     let Ok(mut zip) = ZipArchive::new(Cursor::new(bytes)) else {
         return false;
     };
-    let Ok(mut file) = zip.by_index(0) else { return false };
-    if file.extra_data_fields().next().is_some() || !file.comment().is_empty() {
-        return false;
-    }
-    let mut sink = HashSink::new(0);
-    stream_exact(&mut file, size, &mut sink).is_ok() && sink.finish().0 == sha256
+    let Ok(file) = zip.by_index_raw(0) else { return false };
+    file.extra_data_fields().next().is_none() && file.comment().is_empty()
 }
 
 /// Part of the cache key: another zip writer may put other header bytes around the same data.
@@ -163,7 +178,7 @@ pub(crate) fn write<W: Write + Seek>(
     entries: &[Entry],
     time: DateTime,
     out: W,
-    cache: Option<&Path>,
+    cache: Option<Cache>,
 ) -> Result<Vec<Archived>> {
     let mut packed: Vec<Packed> = entries
         .par_iter()
@@ -276,10 +291,10 @@ mod tests {
         let mut cold = Cursor::new(Vec::new());
         let mut warm = Cursor::new(Vec::new());
         let mut none = Cursor::new(Vec::new());
-        let listed = write(&entries, DateTime::default(), &mut cold, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut cold, Some(Cache::Use(cache.path()))).unwrap();
         assert!(listed.iter().all(|a| !a.reused));
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
-        let listed = write(&entries, DateTime::default(), &mut warm, Some(cache.path())).unwrap();
+        let listed = write(&entries, DateTime::default(), &mut warm, Some(Cache::Use(cache.path()))).unwrap();
         let reused: Vec<&str> = listed.iter().filter(|a| a.reused).map(|a| a.path.as_str()).collect();
         assert_eq!(
             reused,
@@ -293,7 +308,7 @@ mod tests {
         let mut other = entries.clone();
         other[1].mode = 0o644;
         let mut z = Cursor::new(Vec::new());
-        write(&other, DateTime::default(), &mut z, Some(cache.path())).unwrap();
+        write(&other, DateTime::default(), &mut z, Some(Cache::Use(cache.path()))).unwrap();
         let mut zip = ZipArchive::new(Cursor::new(z.into_inner())).unwrap();
         assert_eq!(zip.by_name("b").unwrap().unix_mode(), Some(0o100644));
     }
@@ -349,7 +364,7 @@ mod tests {
         ];
         let build = || {
             let mut z = Cursor::new(Vec::new());
-            write(&entries, DateTime::default(), &mut z, Some(cache.path())).unwrap();
+            write(&entries, DateTime::default(), &mut z, Some(Cache::Use(cache.path()))).unwrap();
             z.into_inner()
         };
         let cold = build();
@@ -361,14 +376,20 @@ mod tests {
         // Setuid bits in the cache are no hit: the entry is compressed again.
         recache(cache.path(), 9, 0o4000);
         assert_eq!(build(), cold);
-        // Nor is an entry whose data is damaged.
+        // Damaged data is not found here (the build's verify of the finished zip finds it),
+        // but renewing the cache compresses every file again and overwrites what it holds.
         for f in fs_err::read_dir(cache.path()).unwrap() {
             let path = f.unwrap().path();
             let mut bytes = fs_err::read(&path).unwrap();
             bytes[40] ^= 0x55;
             fs_err::write(&path, bytes).unwrap();
         }
-        assert_eq!(build(), cold);
+        assert_ne!(build(), cold, "a damaged entry of the right shape is taken as it is");
+        let mut z = Cursor::new(Vec::new());
+        let listed = write(&entries, DateTime::default(), &mut z, Some(Cache::Renew(cache.path()))).unwrap();
+        assert!(listed.iter().all(|a| !a.reused));
+        assert_eq!(z.into_inner(), cold);
+        assert_eq!(build(), cold, "renewing left the damaged entries in the cache");
     }
 
     #[test]

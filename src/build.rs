@@ -96,8 +96,11 @@ fn run_step(plan: &Plan, arch: Arch, step: &Step, got: &mut Gathered, progress: 
             let c = collector::gather(source, &plan.spec.dir, dest, arch, &plan.cache)?;
             stage.done(&c.how);
             let origin = c.record.source.clone();
-            got.entries
-                .push(Entry::file(dest.clone(), true, Content::Bytes(c.data), origin));
+            let content = match cache::digest_of_hex(&c.record.sha256) {
+                Some(sha) => Content::Hashed(c.data, sha),
+                None => Content::Bytes(c.data),
+            };
+            got.entries.push(Entry::file(dest.clone(), true, content, origin));
             got.collector = Some(c.record);
         }
         Step::Python(tree_plan) => install_wheels(plan, arch, tree_plan, got, progress)?,
@@ -192,21 +195,71 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
     let tree = std::mem::take(&mut got.tree);
     got.entries.extend(
         tree.into_iter()
-            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Bytes(f.data), origin)),
+            .map(|(path, (f, origin))| Entry::file(path, f.executable, Content::Hashed(f.data, f.sha256), origin)),
     );
     let limit = plan.spec.spec.limits.unzipped_bytes.min(lambda::UNZIPPED_BYTES);
     check::check(&got.entries, arch, limit).with_context(failed)?;
 
-    let zipping = progress.stage(arch, "zip");
+    let zip_path = plan.out.join(&layer.zip_name);
+    let z = zip_verified(plan, layer, &mut got, progress).with_context(failed)?;
+    Ok(Outputs {
+        zip: out.stage(&z.bytes)?,
+        manifest: out.stage(manifest::to_json(&z.manifest).as_bytes())?,
+        checksum: out.stage(manifest::checksum_line(&z.manifest.zip.sha256, &layer.zip_name).as_bytes())?,
+        sbom: out.stage(&z.sbom)?,
+        built: Built {
+            zip_name: layer.zip_name.clone(),
+            manifest_path: manifest::manifest_path(&zip_path),
+            zip: zip_path,
+            manifest: z.manifest,
+            warnings: z.warnings,
+            notes: got.notes,
+        },
+    })
+}
+
+/// A layer zip with its manifest and SBOM, verified.
+struct Zipped {
+    bytes: Vec<u8>,
+    /// Of `bytes`, hashed once for the manifest and the verify.
+    sha256: String,
+    manifest: Manifest,
+    sbom: Vec<u8>,
+    warnings: Vec<String>,
+}
+
+/// Zips and verifies the layer. Compressed files taken from the cache are proven by that
+/// verify alone, which inflates and hashes every entry anyway; so when a zip that took any
+/// fails it, the zip is made again with every file compressed afresh and the cache renewed.
+fn zip_verified(plan: &Plan, layer: &LayerPlan, got: &mut Gathered, progress: &Progress) -> Result<Zipped> {
+    let cache = plan.cache.join("deflate");
+    let (z, reused) = zip_once(plan, layer, got, progress, Some(archive::Cache::Use(&cache)))?;
+    let bug = "the zip just built fails verification (a layerbuild bug: please report it)";
+    let e = match verify_zipped(plan, layer, z, progress) {
+        Ok(z) => return Ok(z),
+        Err(e) if reused > 0 => e,
+        Err(e) => return Err(e.context(bug)),
+    };
+    got.notes.push(format!(
+        "a file compressed in the cache did not verify ({e:#}): compressed every file again"
+    ));
+    let (z, _) = zip_once(plan, layer, got, progress, Some(archive::Cache::Renew(&cache)))?;
+    verify_zipped(plan, layer, z, progress).context(bug)
+}
+
+/// The zip, manifest and SBOM made once; with how many files came from the cache.
+fn zip_once(
+    plan: &Plan,
+    layer: &LayerPlan,
+    got: &Gathered,
+    progress: &Progress,
+    cache: Option<archive::Cache>,
+) -> Result<(Zipped, usize)> {
+    let zipping = progress.stage(layer.arch, "zip");
     zipping.set_message(format!("compressing {} files", got.entries.len()));
     // Built in memory: it is hashed and verified next, so reading it back from disk is waste.
     let mut zip_bytes = std::io::Cursor::new(Vec::new());
-    let listing = archive::write(
-        &got.entries,
-        plan.time,
-        &mut zip_bytes,
-        Some(&plan.cache.join("deflate")),
-    )?;
+    let listing = archive::write(&got.entries, plan.time, &mut zip_bytes, cache)?;
     let bytes = zip_bytes.into_inner();
     let reused = listing.iter().filter(|a| a.reused).count();
     zipping.done(format!(
@@ -215,43 +268,41 @@ fn stage(plan: &Plan, out: &OutDir, layer: &LayerPlan, progress: &Progress) -> R
         progress::bytes(bytes.len() as u64),
         got.entries.len() - reused
     ));
-    let zip_path = plan.out.join(&layer.zip_name);
-    let mut manifest = make_manifest(plan, layer, &bytes, &listing, &mut got);
-    let sbom_bytes = sbom::for_build(&manifest, &got.entries, plan.time).with_context(failed)?;
-    manifest.sbom = Some(sbom::record(&zip_path, &sbom_bytes));
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut manifest = make_manifest(plan, layer, &bytes, &sha256, &listing, got);
+    let sbom = sbom::for_build(&manifest, &got.entries, plan.time)?;
+    manifest.sbom = Some(sbom::record(&plan.out.join(&layer.zip_name), &sbom));
+    let z = Zipped {
+        bytes,
+        sha256,
+        manifest,
+        sbom,
+        warnings: Vec::new(),
+    };
+    Ok((z, reused))
+}
 
-    let verifying = progress.stage(arch, "verify");
-    let verified = verify::verify_reader(
-        &zip_path,
-        &mut std::io::Cursor::new(&bytes),
-        bytes.len() as u64,
-        &manifest,
-    )
-    .context("the zip just built fails verification (a layerbuild bug: please report it)")?;
+fn verify_zipped(plan: &Plan, layer: &LayerPlan, mut z: Zipped, progress: &Progress) -> Result<Zipped> {
+    let verifying = progress.stage(layer.arch, "verify");
+    let verified = verify::verify_built(&plan.out.join(&layer.zip_name), &z.bytes, &z.sha256, &z.manifest)?;
     verifying.done(match verified.warnings.len() {
         0 => "ok".to_string(),
         n => format!("ok, {n} warning(s)"),
     });
-    Ok(Outputs {
-        zip: out.stage(&bytes)?,
-        manifest: out.stage(manifest::to_json(&manifest).as_bytes())?,
-        checksum: out.stage(manifest::checksum_line(&manifest.zip.sha256, &layer.zip_name).as_bytes())?,
-        sbom: out.stage(&sbom_bytes)?,
-        built: Built {
-            zip_name: layer.zip_name.clone(),
-            manifest_path: manifest::manifest_path(&zip_path),
-            zip: zip_path,
-            manifest,
-            warnings: verified.warnings,
-            notes: got.notes,
-        },
-    })
+    z.warnings = verified.warnings;
+    Ok(z)
 }
 
-fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archived], got: &mut Gathered) -> Manifest {
-    let sha256 = hex::encode(Sha256::digest(bytes));
+fn make_manifest(
+    plan: &Plan,
+    layer: &LayerPlan,
+    bytes: &[u8],
+    sha256: &str,
+    listing: &[Archived],
+    got: &Gathered,
+) -> Manifest {
     let limits = &plan.spec.spec.limits;
-    let mut packages = std::mem::take(&mut got.packages);
+    let mut packages = got.packages.clone();
     packages.sort();
     Manifest {
         schema_version: manifest::SCHEMA_VERSION,
@@ -264,8 +315,8 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
         zip: ZipInfo {
             file: layer.zip_name.clone(),
             size: bytes.len() as u64,
-            code_sha256: manifest::code_sha256(&sha256),
-            sha256,
+            code_sha256: manifest::code_sha256(sha256),
+            sha256: sha256.to_string(),
             unzipped_size: listing.iter().map(|a| a.size).sum(),
         },
         limits: LimitsInfo {
@@ -274,7 +325,7 @@ fn make_manifest(plan: &Plan, layer: &LayerPlan, bytes: &[u8], listing: &[Archiv
         },
         bytecode_runtimes: got.bytecode_runtimes.iter().map(|r| r.to_string()).collect(),
         packages,
-        collector: got.collector.take(),
+        collector: got.collector.clone(),
         sbom: None,
         entries: listing.iter().map(ManifestEntry::from_archived).collect(),
     }

@@ -121,13 +121,37 @@ pub(crate) fn verify_reader<R: Read + Seek>(
     len: u64,
     manifest: &Manifest,
 ) -> Result<Verified> {
-    match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, zip, len, manifest))) {
+    verify_guarded(zip_path, zip, len, manifest, None)
+}
+
+/// Verifies a zip just built in memory, whose sha256 the caller computed from exactly `bytes`
+/// (and wrote into the manifest): every check of [`verify_reader`], without hashing the whole
+/// zip a second time.
+pub(crate) fn verify_built(zip_path: &Path, bytes: &[u8], sha256: &str, manifest: &Manifest) -> Result<Verified> {
+    let mut zip = io::Cursor::new(bytes);
+    verify_guarded(zip_path, &mut zip, bytes.len() as u64, manifest, Some(sha256))
+}
+
+fn verify_guarded<R: Read + Seek>(
+    zip_path: &Path,
+    zip: &mut R,
+    len: u64,
+    manifest: &Manifest,
+    sha256: Option<&str>,
+) -> Result<Verified> {
+    match catch_unwind(AssertUnwindSafe(|| verify_inner(zip_path, zip, len, manifest, sha256))) {
         Ok(r) => r,
         Err(_) => Err(fail(zip_path, None, "the zip is corrupt (the reader gave up on it)")),
     }
 }
 
-fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest: &Manifest) -> Result<Verified> {
+fn verify_inner<R: Read + Seek>(
+    zip_path: &Path,
+    zip: &mut R,
+    len: u64,
+    manifest: &Manifest,
+    sha256: Option<&str>,
+) -> Result<Verified> {
     let arch = Arch::parse(&manifest.layer.arch).ok_or_else(|| {
         fail(
             zip_path,
@@ -144,7 +168,7 @@ fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest
     // declared size is within the limit before any byte is inflated.
     let unzipped = check_listing(zip_path, &raw, &expected, manifest)?;
     check_contents(zip_path, zip, &raw, &expected, arch, manifest)?;
-    let sha256 = check_zip_record(zip_path, zip, len, manifest)?;
+    let sha256 = check_zip_record(zip_path, zip, len, manifest, sha256)?;
     let mut warnings = Vec::new();
     if len > lambda::ZIPPED_DIRECT_BYTES {
         warnings.push(format!(
@@ -163,13 +187,25 @@ fn verify_inner<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest
     })
 }
 
-/// The manifest's record of the zip (sha256, CodeSha256, size) describes these bytes.
-fn check_zip_record<R: Read + Seek>(zip_path: &Path, zip: &mut R, len: u64, manifest: &Manifest) -> Result<String> {
-    let mut sink = HashSink::new(0);
-    zip.seek(SeekFrom::Start(0))
-        .and_then(|_| io::copy(&mut (&mut *zip).take(len), &mut sink))
-        .map_err(|e| fail(zip_path, None, format!("cannot be read ({e})")))?;
-    let sha256 = sink.finish().0;
+/// The manifest's record of the zip (sha256, CodeSha256, size) describes these bytes, whose
+/// sha256 is `known` when the caller has just computed it.
+fn check_zip_record<R: Read + Seek>(
+    zip_path: &Path,
+    zip: &mut R,
+    len: u64,
+    manifest: &Manifest,
+    known: Option<&str>,
+) -> Result<String> {
+    let sha256 = match known {
+        Some(sha) => sha.to_string(),
+        None => {
+            let mut sink = HashSink::new(0);
+            zip.seek(SeekFrom::Start(0))
+                .and_then(|_| io::copy(&mut (&mut *zip).take(len), &mut sink))
+                .map_err(|e| fail(zip_path, None, format!("cannot be read ({e})")))?;
+            sink.finish().0
+        }
+    };
     let z = &manifest.zip;
     let wrong = |what: &str, got: &str, said: &str| {
         fail(

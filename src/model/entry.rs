@@ -13,6 +13,10 @@ use crate::support::input;
 pub(crate) enum Content {
     Path(PathBuf),
     Bytes(Arc<[u8]>),
+    /// Bytes with their sha256, computed from exactly these bytes where they were made (a
+    /// wheel's RECORD check, the cache that proved them), so the archive does not hash them
+    /// again. A wrong hash cannot ship: the finished zip is verified against it.
+    Hashed(Arc<[u8]>, [u8; 32]),
 }
 
 /// One file of the layer, before it is archived.
@@ -50,14 +54,22 @@ impl Entry {
     /// Bytes it will hold unzipped, without reading a file's content.
     pub(crate) fn size(&self) -> Result<u64> {
         match &self.content {
-            Content::Bytes(b) => Ok(b.len() as u64),
+            Content::Bytes(b) | Content::Hashed(b, _) => Ok(b.len() as u64),
             Content::Path(p) => Ok(fs_err::metadata(p)?.len()),
+        }
+    }
+
+    /// Its sha256 when already known, without reading or hashing anything.
+    pub(crate) fn known_sha256(&self) -> Option<[u8; 32]> {
+        match &self.content {
+            Content::Hashed(_, sha) => Some(*sha),
+            Content::Path(_) | Content::Bytes(_) => None,
         }
     }
 
     pub(crate) fn read(&self) -> Result<Arc<[u8]>> {
         match &self.content {
-            Content::Bytes(b) => Ok(b.clone()),
+            Content::Bytes(b) | Content::Hashed(b, _) => Ok(b.clone()),
             Content::Path(p) => Ok(input::read(p, input::FILE_CAP, "layer file")?.into()),
         }
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::runtime::Runtime;
 use crate::python::interpreter::Interpreter;
-use crate::support::cache::Blobs;
+use crate::support::cache::{Blobs, digest_of_hex};
 use crate::support::input;
 
 /// One source file to compile.
@@ -73,7 +73,14 @@ fn cache_slot(cache: &Path, interp: &Interpreter, src: &Source) -> PathBuf {
 }
 
 /// Each source's `.pyc`, `None` where the runtime cannot compile the file.
-pub(crate) type Pycs = Vec<Option<Arc<[u8]>>>;
+pub(crate) type Pycs = Vec<Option<Pyc>>;
+
+/// One compiled file, with the sha256 the cache stores it under (hashed once, there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pyc {
+    pub data: Arc<[u8]>,
+    pub sha256: [u8; 32],
+}
 
 /// Compiles every source; `None` where the runtime cannot compile the file (e.g. syntax of a
 /// newer Python in a file that is never imported there). Also says how many were compiled now
@@ -88,13 +95,16 @@ pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) ->
     let blobs = Blobs::new(cache);
     let magic = hex::decode(&interp.magic).unwrap_or_default();
     let slots: Vec<PathBuf> = sources.iter().map(|s| cache_slot(cache, interp, s)).collect();
-    let mut out: Vec<Option<Option<Arc<[u8]>>>> = slots
+    let mut out: Vec<Option<Option<Pyc>>> = slots
         .iter()
         .map(|slot| match blobs.get_record(slot, input::FILE_CAP) {
             // An empty entry records that this Python could not compile the file.
-            Ok(Some((data, _))) if data.is_empty() => Some(None),
+            Ok(Some(hit)) if hit.data.is_empty() => Some(None),
             // A hit is bytecode of this Python, stored under its own hash.
-            Ok(Some((data, _))) if data.starts_with(&magic) => Some(Some(Arc::from(data))),
+            Ok(Some(hit)) if hit.data.starts_with(&magic) => Some(Some(Pyc {
+                sha256: hit.digest(),
+                data: Arc::from(hit.data),
+            })),
             _ => None,
         })
         .collect();
@@ -104,7 +114,11 @@ pub(crate) fn compile(interp: &Interpreter, sources: &[Source], cache: &Path) ->
         for (&i, pyc) in todo.iter().zip(compiled) {
             let sha = blobs.put(&pyc)?;
             blobs.put_record(&slots[i], &sha, &interp.version.to_string())?;
-            out[i] = Some((!pyc.is_empty()).then(|| Arc::from(pyc)));
+            let pyc = (!pyc.is_empty()).then(|| Pyc {
+                sha256: digest_of_hex(&sha).unwrap_or_else(|| Sha256::digest(&pyc).into()),
+                data: Arc::from(pyc),
+            });
+            out[i] = Some(pyc);
         }
     }
     let pycs = out

@@ -70,7 +70,7 @@ pub(crate) fn run(
 }
 
 /// A runtime's `.pyc` files by zip path.
-type Pycs = Vec<(String, std::sync::Arc<[u8]>)>;
+type Pycs = Vec<(String, bytecode::Pyc)>;
 
 /// Sources handed to the compiler, and how many of them it compiled rather than found cached.
 #[derive(Debug, Default)]
@@ -123,11 +123,11 @@ fn compile_tree(
     for (rt, pycs, total, fresh) in compiled {
         tally.total += total;
         tally.compiled += fresh;
-        for (path, data) in pycs {
+        for (path, pyc) in pycs {
             let f = WheelFile {
                 path: path.clone(),
-                sha256: Sha256::digest(&data).into(),
-                data,
+                sha256: pyc.sha256,
+                data: pyc.data,
                 executable: false,
             };
             tree.insert(path, (f, format!("bytecode for {rt}")));
@@ -174,7 +174,7 @@ fn compile_spec_files(
                 (Some(path), Some(pyc)) => out.push(Entry::file(
                     path,
                     false,
-                    Content::Bytes(pyc),
+                    Content::Hashed(pyc.data, pyc.sha256),
                     format!("bytecode for {rt}"),
                 )),
                 _ => bail!("{}: {rt} cannot compile it: fix its syntax for {rt}", e.origin),

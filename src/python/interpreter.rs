@@ -317,8 +317,8 @@ pub(crate) fn probe(path: &Path, cache: Option<&Path>) -> Result<Interpreter> {
     };
     let blobs = cache.map(Blobs::new);
     if let (Some(slot), Some(blobs)) = (&slot, &blobs)
-        && let Ok(Some((data, _))) = blobs.get_record(slot, 4096)
-        && let Ok(i) = parse_probe(path, &String::from_utf8_lossy(&data))
+        && let Ok(Some(hit)) = blobs.get_record(slot, 4096)
+        && let Ok(i) = parse_probe(path, &String::from_utf8_lossy(&hit.data))
     {
         return Ok(i);
     }

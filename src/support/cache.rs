@@ -148,8 +148,8 @@ impl Blobs {
         write_atomic(record, format!("{sha256} {note}\n").as_bytes())
     }
 
-    /// The blob a record names, and its note; `None` when either is missing or wrong.
-    pub(crate) fn get_record(&self, record: &Path, cap: u64) -> Result<Option<(Vec<u8>, String)>> {
+    /// The blob a record names, with its note; `None` when either is missing or wrong.
+    pub(crate) fn get_record(&self, record: &Path, cap: u64) -> Result<Option<Hit>> {
         let text = match input::read_to_string(record, 4096, "cache record") {
             Ok(t) => t,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -157,8 +157,34 @@ impl Blobs {
         };
         let line = text.trim_end_matches('\n');
         let (sha, note) = line.split_once(' ').unwrap_or((line, ""));
-        Ok(self.get(sha, cap)?.map(|data| (data, note.to_string())))
+        Ok(self.get(sha, cap)?.map(|data| Hit {
+            data,
+            sha256: sha.to_string(),
+            note: note.to_string(),
+        }))
     }
+}
+
+impl Hit {
+    /// The sha256 as bytes.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        digest_of_hex(&self.sha256).unwrap_or_else(|| Sha256::digest(&self.data).into())
+    }
+}
+
+/// A lowercase hex sha256 as bytes; `None` when it is not one.
+pub(crate) fn digest_of_hex(sha256: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    (is_sha256(sha256) && hex::decode_to_slice(sha256, &mut out).is_ok()).then_some(out)
+}
+
+/// A blob found by its record.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub data: Vec<u8>,
+    /// The blob's sha256, which its bytes were just hashed to: callers need not hash them again.
+    pub sha256: String,
+    pub note: String,
 }
 
 /// The Cache Directory Tagging file: backup tools skip the folder, and `cache clean` only

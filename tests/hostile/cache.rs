@@ -81,6 +81,51 @@ fn a_changed_compression_cache_changes_nothing_in_the_zip() {
     assert!(again == clean, "a tampered cache changed the zip");
 }
 
+/// Every cached one-entry zip keeps its shape, size and a matching CRC but holds other data:
+/// only hashing what it inflates to tells it apart.
+fn swap_cached_data(dir: &Path) -> Vec<std::path::PathBuf> {
+    let files = files_below(dir);
+    for f in &files {
+        let mut entries = rawzip::read(&std::fs::read(f).unwrap());
+        for e in &mut entries {
+            let other = vec![b'!'; e.size as usize];
+            e.compressed = rawzip::deflate(&other);
+            e.crc = rawzip::crc32(&other);
+        }
+        std::fs::write(f, rawzip::write(&entries, &Layout::default())).unwrap();
+    }
+    files
+}
+
+#[test]
+fn compressed_data_changed_in_the_cache_is_compressed_again() {
+    let d = tempfile::tempdir().unwrap();
+    common::fixture(d.path());
+    let build = |out: &str| {
+        let mut cmd = run::layerbuild(d.path());
+        cmd.args(["build", "--out", out]);
+        let got = run::run(cmd, Duration::from_secs(120));
+        got.expect_code(0, out);
+        (got, std::fs::read(d.path().join(out).join(common::AMD64_ZIP)).unwrap())
+    };
+    let (_, clean) = build("clean");
+    let swapped = swap_cached_data(&d.path().join(".cache").join("deflate"));
+    assert!(!swapped.is_empty(), "the build cached nothing to change");
+    let (out, again) = build("again");
+    assert!(again == clean, "changed compressed data in the cache changed the zip");
+    assert!(
+        out.stdout.contains("did not verify"),
+        "the build did not say it compressed again: {}",
+        out.stdout
+    );
+    // The cache was renewed: no entry holds the swapped data any more.
+    for f in &swapped {
+        for e in rawzip::read(&std::fs::read(f).unwrap()).iter().filter(|e| e.size > 0) {
+            assert_ne!(e.crc, rawzip::crc32(&vec![b'!'; e.size as usize]), "{}", f.display());
+        }
+    }
+}
+
 fn cache_cmd(dir: &Path) -> std::process::Command {
     let mut cmd = run::layerbuild(dir);
     cmd.env_remove("LAYERBUILD_CACHE")

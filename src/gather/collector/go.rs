@@ -191,13 +191,18 @@ fn module_version(dir: &Path, package: &str, arch: Arch) -> Result<String> {
 /// The collector core every distribution is built on.
 const OTELCOL_MODULE: &str = "go.opentelemetry.io/collector/otelcol";
 
-/// Builds the collector with Go, reusing an earlier build with the same key (then `true`).
-pub(super) fn build(
-    dir: &Path,
-    package: &str,
-    arch: Arch,
-    cache_dir: &Path,
-) -> Result<(Arc<[u8]>, Option<String>, bool)> {
+/// A collector Go built (or built before).
+pub(super) struct GoBuild {
+    pub data: Arc<[u8]>,
+    /// Of `data`, hashed once where it was read or stored.
+    pub sha256: String,
+    pub version: Option<String>,
+    /// Taken from the cache rather than built now.
+    pub reused: bool,
+}
+
+/// Builds the collector with Go, reusing an earlier build with the same key.
+pub(super) fn build(dir: &Path, package: &str, arch: Arch, cache_dir: &Path) -> Result<GoBuild> {
     if !dir.join("go.mod").is_file() {
         bail!("{}: no go.mod: `go:` must name a Go module folder", dir.display());
     }
@@ -207,8 +212,13 @@ pub(super) fn build(
     let record = parent.join(format!("{}-{}.record", arch.goarch(), &key[..32]));
     let blobs = Blobs::new(cache_dir);
     // A hit is a binary stored under its own sha256, named by a record of this build's key.
-    if let Some((bin, version)) = blobs.get_record(&record, input::FILE_CAP)? {
-        return Ok((bin.into(), Some(version).filter(|v| !v.is_empty()), true));
+    if let Some(hit) = blobs.get_record(&record, input::FILE_CAP)? {
+        return Ok(GoBuild {
+            data: hit.data.into(),
+            sha256: hit.sha256,
+            version: Some(hit.note).filter(|v| !v.is_empty()),
+            reused: true,
+        });
     }
     fs_err::create_dir_all(&parent)?;
     let tmp = tempfile::Builder::new()
@@ -226,7 +236,12 @@ pub(super) fn build(
     let sha = blobs.put(&bin)?;
     // Another build may write the same record meanwhile: both name the same bytes.
     blobs.put_record(&record, &sha, &version)?;
-    Ok((bin.into(), Some(version).filter(|v| !v.is_empty()), false))
+    Ok(GoBuild {
+        data: bin.into(),
+        sha256: sha,
+        version: Some(version).filter(|v| !v.is_empty()),
+        reused: false,
+    })
 }
 
 #[cfg(test)]

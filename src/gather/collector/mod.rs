@@ -42,26 +42,28 @@ pub(crate) fn gather(
     cache_dir: &Path,
 ) -> Result<Collector> {
     let label = describe(source, spec_dir);
-    let (data, module_version, how): (Arc<[u8]>, Option<String>, String) = match source {
+    // The sha256 is taken from where the bytes were already hashed, else computed here.
+    let (data, sha256, module_version, how): (Arc<[u8]>, Option<String>, Option<String>, String) = match source {
         SourceKind::Path(p) => {
             let data = input::read(&spec_dir.join(p), input::FILE_CAP, "collector").context(
                 "the collector binary is missing or unreadable: build it or fix the collector path in the spec",
             )?;
-            (data.into(), None, format!("read {label}"))
+            (data.into(), None, None, format!("read {label}"))
         }
         SourceKind::Zip { zip, sha256, member } => (
             zip::member(&spec_dir.join(zip), sha256, member)?,
             None,
+            None,
             format!("taken from {label}"),
         ),
         SourceKind::Go { dir, package } => {
-            let (data, version, reused) = go::build(&spec_dir.join(dir), package, arch, cache_dir)?;
-            let how = if reused {
+            let b = go::build(&spec_dir.join(dir), package, arch, cache_dir)?;
+            let how = if b.reused {
                 "reused the cached go build"
             } else {
                 "built with go build"
             };
-            (data, version, how.to_string())
+            (b.data, Some(b.sha256), b.version, how.to_string())
         }
     };
     let info = elf::check_arch(&data, arch).with_context(|| format!("collector {label}"))?;
@@ -71,7 +73,7 @@ pub(crate) fn gather(
     let record = CollectorRecord {
         path: dest.to_string(),
         source: label,
-        sha256: hex::encode(Sha256::digest(&data)),
+        sha256: sha256.unwrap_or_else(|| hex::encode(Sha256::digest(&data))),
         elf_machine: elf_machine_name(info.machine),
         module_version,
     };

@@ -57,8 +57,11 @@ fn blobs_are_checked_against_their_names() {
     let sha = blobs.put(b"pyc bytes").unwrap();
     let record = d.path().join("pyc/ab/key");
     blobs.put_record(&record, &sha, "3.9.18").unwrap();
-    let (data, note) = blobs.get_record(&record, 100).unwrap().unwrap();
-    assert_eq!((data.as_slice(), note.as_str()), (&b"pyc bytes"[..], "3.9.18"));
+    let hit = blobs.get_record(&record, 100).unwrap().unwrap();
+    assert_eq!(
+        (hit.data.as_slice(), hit.note.as_str(), hit.sha256.as_str()),
+        (&b"pyc bytes"[..], "3.9.18", sha.as_str())
+    );
     // A blob changed in place no longer has its name.
     std::fs::write(blobs.path(&sha), b"pyc bytez").unwrap();
     assert_eq!(blobs.get_record(&record, 100).unwrap(), None);
