@@ -13,7 +13,7 @@ pub(crate) mod select;
 pub(crate) mod sizes;
 pub(crate) mod tags;
 pub(crate) mod tree;
-mod wheel;
+pub(crate) mod wheel;
 
 pub(crate) use place::TreeFiles;
 

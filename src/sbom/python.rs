@@ -8,6 +8,7 @@ use cyclonedx_bom::prelude::{SpdxExpression, SpdxIdentifier};
 
 use super::SbomError;
 use super::layer::LayerFiles;
+use crate::python::wheel::record;
 
 /// One distribution's metadata folder as found in the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,20 +221,10 @@ fn spdx(s: &str) -> Option<LicenseRef> {
 /// The zip paths of RECORD's rows, which are relative to the site folder (scripts sit at
 /// `../../bin/x` from a runtime's site-packages).
 fn record_paths(site: &str, record: &str) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(record.as_bytes());
-    let mut out = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| format!("not readable CSV ({e})"))?;
-        let Some(rel) = row.get(0).filter(|p| !p.is_empty()) else {
-            continue;
-        };
-        if let Some(path) = resolve(site, rel) {
-            out.push(path);
-        }
-    }
+    let mut out: Vec<String> = record::paths(record)?
+        .iter()
+        .filter_map(|rel| resolve(site, rel))
+        .collect();
     out.sort();
     out.dedup();
     Ok(out)

@@ -49,12 +49,30 @@ impl fmt::Display for Row {
     }
 }
 
-/// The hashed rows by path. Rows without a hash (RECORD itself, signatures) are left out.
-pub(super) fn parse(text: &str) -> Result<BTreeMap<String, Row>, String> {
-    let mut reader = csv::ReaderBuilder::new()
+/// RECORD as CSV the way Python's csv module writes it: no header, rows checked by the caller.
+fn reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(text.as_bytes())
+}
+
+/// Every row's path, hashed or not, in file order: what an installed distribution owns.
+pub(crate) fn paths(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for rec in reader(text).records() {
+        // Said after the file's path by the caller.
+        let rec = rec.map_err(|e| format!("is not readable CSV ({e})"))?;
+        if let Some(path) = rec.get(0).filter(|p| !p.is_empty()) {
+            out.push(path.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The hashed rows by path. Rows without a hash (RECORD itself, signatures) are left out.
+pub(super) fn parse(text: &str) -> Result<BTreeMap<String, Row>, String> {
+    let mut reader = reader(text);
     let mut out = BTreeMap::new();
     for result in reader.records() {
         let rec = result.map_err(|e| format!("RECORD is not readable CSV: {e}"))?;
