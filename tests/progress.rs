@@ -125,19 +125,25 @@ fn many_files_still_make_one_line_per_stage() {
     assert_eq!(lines(few.path()), lines(many.path()));
 }
 
+/// A build of the x86_64 layer with plain progress and `path` as PATH (a fake go first); its
+/// stderr, after checking that it succeeded.
+fn plain_build(dir: &std::path::Path, path: &std::ffi::OsStr) -> String {
+    let out = layerbuild(dir)
+        .env("PATH", path)
+        .args(["--arch", "x86_64", "--progress", "plain", "--out", "dist"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stderr(&out)
+}
+
 #[test]
 fn a_go_build_says_built_then_reused() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
     let path = fake_go(d.path(), GoBuild::After(0));
     let run = || {
-        let out = layerbuild(d.path())
-            .env("PATH", &path)
-            .args(["--arch", "x86_64", "--progress", "plain", "--out", "dist"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
+        plain_build(d.path(), &path)
             .lines()
             .filter(|l| l.contains("collector: done"))
             .collect::<Vec<_>>()
@@ -158,13 +164,7 @@ fn a_slow_stage_prints_a_heartbeat_about_every_ten_seconds() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
     let path = fake_go(d.path(), GoBuild::After(12));
-    let out = layerbuild(d.path())
-        .env("PATH", &path)
-        .args(["--arch", "x86_64", "--progress", "plain", "--out", "dist"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stderr(&out);
+    let text = plain_build(d.path(), &path);
     let beats: Vec<&str> = text.lines().filter(|l| l.contains("still running")).collect();
     assert_eq!(beats.len(), 1, "12 s of go build: one heartbeat at 10 s:\n{text}");
     insta::with_settings!({filters => filters()}, {

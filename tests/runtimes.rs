@@ -136,12 +136,7 @@ fn the_real_arm64_layer_runs_python_3_9_under_qemu() {
             .contains("grpc._cython.cygrpc"),
         "{run:#}"
     );
-    let statics: Vec<&str> = report["static_checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let statics = common::names(&report["static_checks"]);
     assert!(
         statics.contains(
             &"glibc symbol versions for python3.8 (Amazon Linux 2) (static only: no Debian suite has CPython 3.8)"

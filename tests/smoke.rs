@@ -72,12 +72,7 @@ fn a_working_layer_passes_with_its_spans() {
     for c in run["checks"].as_array().unwrap() {
         assert_eq!(c["ok"], true, "{c}");
     }
-    let names: Vec<&str> = run["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = common::names(&run["checks"]);
     assert!(
         names.contains(&"spans before the freeze, invocation 3 (warm, backend 300 ms late)"),
         "{names:?}"

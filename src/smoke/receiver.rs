@@ -285,18 +285,23 @@ mod tests {
         assert!(parse_traces(&json!({"x": 1})).is_err());
     }
 
-    #[test]
-    fn receives_over_http_and_names_wrong_encodings() {
-        let r = Receiver::start("body-42".into(), Clock::start()).unwrap();
-        let host = format!("127.0.0.1:{}", r.port());
-        let (st, _) = post(
-            &host,
+    /// Posts the sample traces as OTLP JSON, as the SDK's exporter would.
+    fn post_sample(host: &str) -> (u16, String) {
+        post(
+            host,
             "/v1/traces",
             "application/json",
             SAMPLE.as_bytes(),
             Duration::from_secs(5),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn receives_over_http_and_names_wrong_encodings() {
+        let r = Receiver::start("body-42".into(), Clock::start()).unwrap();
+        let host = format!("127.0.0.1:{}", r.port());
+        let (st, _) = post_sample(&host);
         assert_eq!(st, 200);
         let (st, _) = post(
             &host,
@@ -321,14 +326,7 @@ mod tests {
         r.set_delay(Duration::from_millis(300));
         let host = format!("127.0.0.1:{}", r.port());
         let sent = clock.us();
-        let (st, _) = post(
-            &host,
-            "/v1/traces",
-            "application/json",
-            SAMPLE.as_bytes(),
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let (st, _) = post_sample(&host);
         let answered = clock.us();
         assert_eq!(st, 200);
         assert!(answered - sent >= 300_000, "answered after {} us", answered - sent);
@@ -343,14 +341,7 @@ mod tests {
         // The target the handler calls is never late.
         r.set_delay(Duration::ZERO);
         let started = Instant::now();
-        let (st, _) = post(
-            &host,
-            "/v1/traces",
-            "application/json",
-            SAMPLE.as_bytes(),
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        let (st, _) = post_sample(&host);
         assert_eq!(st, 200);
         assert!(started.elapsed() < Duration::from_millis(300));
     }

@@ -166,3 +166,12 @@ pub fn write_zip(path: &Path, entries: &[ZipEntry]) {
     }
     std::fs::write(path, w.finish().unwrap().into_inner()).unwrap();
 }
+
+/// The `name` of every object in a JSON list, e.g. the checks of a smoke report.
+pub fn names(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .expect("a JSON list")
+        .iter()
+        .map(|c| c["name"].as_str().expect("a name"))
+        .collect()
+}
