@@ -58,13 +58,18 @@ pub(crate) fn path(zip: &Path) -> PathBuf {
     zip.with_file_name(format!("{stem}{SUFFIX}"))
 }
 
+/// The file name of the SBOM beside `zip`, as the manifest records it.
+fn file_name(zip: &Path) -> String {
+    path(zip)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The manifest's record of the SBOM written beside `zip`.
 pub(crate) fn record(zip: &Path, sbom: &[u8]) -> SbomRecord {
     SbomRecord {
-        file: path(zip)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name(zip),
         sha256: hex::encode(Sha256::digest(sbom)),
     }
 }
@@ -164,7 +169,7 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<Option<St
         sbom: sbom_path.clone(),
         problem,
     };
-    if record(zip, b"").file != rec.file {
+    if file_name(zip) != rec.file {
         return Err(bad(format!("the manifest names the SBOM `{}` instead", rec.file)));
     }
     let bytes = match input::read(&sbom_path, MAX_SBOM, "CycloneDX SBOM") {
