@@ -10,11 +10,13 @@ pub(crate) mod fetch;
 pub(crate) mod interpreter;
 pub(crate) mod lock;
 mod lockfile;
+pub(crate) mod needs;
 mod place;
 pub(crate) mod select;
 pub(crate) mod sizes;
 pub(crate) mod tags;
 pub(crate) mod tree;
+pub(crate) mod upgrade;
 pub(crate) mod wheel;
 
 pub(crate) use place::TreeFiles;
