@@ -7,6 +7,7 @@ mod input;
 mod lock;
 mod parse_error;
 mod plan;
+mod python;
 mod sbom;
 mod verify;
 
@@ -50,6 +51,11 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Resolve python.requirements with pip for every architecture and runtime, and write the lock file named by the spec's `python.lock` key (e.g. layer-src/requirements.txt).
     Lock(lock::LockArgs),
+    /// Find the interpreter for a runtime, or prepare one from a Debian root (python3.14).
+    Python {
+        #[command(subcommand)]
+        command: python::PythonCommand,
+    },
     /// Print the CycloneDX SBOM of any layer zip, read from the zip alone.
     Sbom(sbom::SbomArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
@@ -78,7 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // Commands that fill the cache hold it, so that `cache clean` waits for them. The others
     // (plan, verify, cache itself, and publish, attach and diff) never write to it.
     let _hold = match &cli.command {
-        None | Some(Command::Build(_) | Command::Lock(_) | Command::Smoke(_)) => {
+        None | Some(Command::Build(_) | Command::Lock(_) | Command::Smoke(_) | Command::Python { .. }) => {
             let root = crate::support::cache::dir()?;
             Some(crate::support::cache::hold(&root)?)
         }
@@ -92,6 +98,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Verify(args)) => verify::run(&args),
         Some(Command::Smoke(args)) => crate::smoke::command(&args, progress),
         Some(Command::Lock(args)) => lock::run(&args, progress),
+        Some(Command::Python { command }) => python::run(&command),
         Some(Command::Sbom(args)) => sbom::run(&args),
         Some(Command::Cache { command }) => cache::run(&command),
         #[cfg(feature = "publish")]

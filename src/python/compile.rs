@@ -53,9 +53,7 @@ pub(crate) fn run(
             Ok(i) => found.push((rt, i)),
             Err(e @ FindError::Configured { .. }) => return Err(e.into()),
             Err(source) if plan.always => bail!(TreeError::NoInterpreter { runtime: rt, source }),
-            Err(_) => notes.push(format!(
-                "no {rt} interpreter found: no bytecode for it (pass --python {rt}=PATH)"
-            )),
+            Err(_) => notes.push(no_interpreter_note(rt)),
         }
     }
     let mut tally = Tally::default();
@@ -67,6 +65,14 @@ pub(crate) fn run(
         compiled: tally.compiled,
         reused: tally.total - tally.compiled,
     })
+}
+
+/// The one warning line of `bytecode: auto` for a runtime left without bytecode.
+fn no_interpreter_note(rt: Runtime) -> String {
+    let fetch = crate::python::debian_root::suite_for(rt)
+        .map(|s| format!(", or `layerbuild python fetch {rt}` for Debian {}'s", s.name))
+        .unwrap_or_default();
+    format!("no {rt} interpreter found: no bytecode for it (pass --python {rt}=PATH{fetch})")
 }
 
 /// A runtime's `.pyc` files by zip path.

@@ -5,7 +5,10 @@
 //! spec's `python.interpreters` (either must be that runtime's Python, or it is an error); then
 //! `python3.X` in each `PATH` folder; then the installs of the version managers the environment
 //! points at: pyenv (`PYENV_ROOT`, else `pyenv root`, else `~/.pyenv`), asdf (`ASDF_DATA_DIR`,
-//! else `~/.asdf`) and uv (`UV_PYTHON_INSTALL_DIR`, else `uv python dir`), newest patch first.
+//! else `~/.asdf`) and uv (`UV_PYTHON_INSTALL_DIR`, else `uv python dir`), newest patch first;
+//! last, a Debian root of the host's architecture in the cache whose CPython is the runtime's
+//! (`layerbuild python fetch`: python3.14, which no version manager here has), run through its
+//! launcher.
 //!
 //! Shims (a `shims` folder on PATH, as pyenv and asdf install) are skipped: which Python a shim
 //! runs depends on the folder it is started from, a failing one costs a fifth of a second on
@@ -23,6 +26,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::model::runtime::Runtime;
+use crate::python::debian_root;
 use crate::support::cache::Blobs;
 
 /// A CPython found on the build host.
@@ -35,6 +39,9 @@ pub(crate) struct Interpreter {
     pub magic: String,
     /// `sys.executable` with every link resolved: the installed program itself.
     pub executable: PathBuf,
+    /// The Debian root it comes from: then `path` is the root's launcher, `executable` cannot
+    /// run without it, and it has no pip of its own.
+    pub debian_root: Option<PathBuf>,
 }
 
 impl Interpreter {
@@ -188,7 +195,25 @@ pub(crate) fn find(rt: Runtime, sources: &Sources) -> Result<Interpreter, FindEr
             return Ok(i);
         }
     }
+    if let Some(i) = in_debian_root(rt, cache, &mut looked) {
+        return Ok(i);
+    }
     Err(FindError::NotFound { runtime: rt, looked })
+}
+
+/// The cached Debian root of this host's architecture for `rt`, as [`debian_root`] prepares it.
+fn in_debian_root(rt: Runtime, cache: Option<&Path>, looked: &mut Vec<String>) -> Option<Interpreter> {
+    let host = crate::model::arch::Arch::parse(std::env::consts::ARCH)?;
+    let cache = cache?;
+    let dir = debian_root::native_root_dir(cache, rt, host)?;
+    let what = format!("a Debian root in {}", dir.display());
+    let Some(launcher) = debian_root::native_launcher(cache, rt, host) else {
+        looked.push(format!("{what} (none: `layerbuild python fetch {rt}` prepares one)"));
+        return None;
+    };
+    let mut i = first_for(rt, what, vec![launcher], Some(cache), looked)?;
+    i.debian_root = Some(dir);
+    Some(i)
 }
 
 /// The first candidate that is `rt`'s Python; else notes in `looked` what each one was.
@@ -355,6 +380,7 @@ fn parse_probe(path: &Path, text: &str) -> Result<Interpreter> {
         version: version.parse().map_err(anyhow::Error::msg)?,
         magic: magic.to_string(),
         executable: PathBuf::from(executable),
+        debian_root: None,
     })
 }
 

@@ -14,6 +14,7 @@ use crate::python::fetch;
 use crate::python::interpreter::{self, FindError, Sources};
 use crate::python::lockfile::{self, Resolved};
 use crate::python::tags::{self, normalize};
+use crate::python::upgrade::{self, Upgrade};
 use crate::spec::{self, LoadedSpec};
 use crate::support::input;
 use crate::support::progress::Progress;
@@ -25,6 +26,8 @@ pub(crate) struct LockInput {
     pub spec: PathBuf,
     /// Interpreters whose pip resolves for a runtime, as `--python` gives them.
     pub pythons: Vec<(Runtime, PathBuf)>,
+    /// Which pins of the lock being replaced may move.
+    pub upgrade: Upgrade,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ pub(crate) struct Summary {
     pub packages: usize,
     pub wheels: usize,
     pub warnings: Vec<String>,
+    /// `name old -> new` per package whose pins changed, when a lock was there before.
+    pub changes: Option<Vec<String>>,
 }
 
 /// `requirements.in` split at its `# --no-deps` line.
@@ -168,8 +173,15 @@ pub(crate) fn merge(results: &BTreeMap<(Arch, Runtime), Vec<ReportItem>>) -> Res
     Ok(pins.into_values().collect())
 }
 
-/// What pip would install for one target.
-type TargetReport = ((Arch, Runtime), Vec<ReportItem>);
+/// What pip would install for one target, and a warning when the kept pins had to go.
+type TargetReport = ((Arch, Runtime), Vec<ReportItem>, Option<String>);
+
+/// The lock being replaced, and the requirements' own project names.
+struct Previous {
+    lock: Option<lockfile::Lock>,
+    direct: BTreeSet<String>,
+    upgrade: Upgrade,
+}
 
 /// Runs the resolution and writes the lock.
 pub(crate) fn run(input: &LockInput, progress: &Progress) -> Result<Summary> {
@@ -192,9 +204,27 @@ pub(crate) fn run(input: &LockInput, progress: &Progress) -> Result<Summary> {
     let arches = loaded.architectures();
     let runtimes = &loaded.spec.runtimes;
     let mut warnings = Vec::new();
-    let resolvers = resolvers(&loaded, input, &mut warnings)?;
-    let resolved = merge(&resolve_all(&reqs, &arches, &resolvers, progress)?)?;
     let lock_path = loaded.resolve(&py.lock);
+    let previous = previous(&lock_path, &req_path, &reqs, &input.upgrade)?;
+    let resolvers = resolvers(&loaded, input, &mut warnings)?;
+    let resolved = merge(&resolve_all(
+        &reqs,
+        &arches,
+        &resolvers,
+        &previous,
+        progress,
+        &mut warnings,
+    )?)?;
+    for &arch in &arches {
+        for &rt in runtimes {
+            let pins = resolved
+                .iter()
+                .filter(|r| r.targets.contains(&(arch, rt)))
+                .map(|r| (r.name.as_str(), r.version.as_str()));
+            crate::python::needs::check_pkg_resources(pins, arch, rt)
+                .map_err(|e| anyhow::Error::new(e).context(format!("{} not written", lock_path.display())))?;
+        }
+    }
     let text = lockfile::render(&resolved, &arches, runtimes, &req_rel.display().to_string());
     // The written text must read back as what was resolved.
     lockfile::parse(&text, &lock_path.display().to_string())
@@ -206,6 +236,44 @@ pub(crate) fn run(input: &LockInput, progress: &Progress) -> Result<Summary> {
         packages: resolved.len(),
         wheels: wheels.len(),
         warnings,
+        changes: previous.lock.as_ref().map(|old| upgrade::changes(old, &resolved)),
+    })
+}
+
+/// Reads the lock `run` replaces. Unreadable, it is an error unless every pin is freed anyway.
+fn previous(lock_path: &Path, req_path: &Path, reqs: &Requirements, upgrade: &Upgrade) -> Result<Previous> {
+    let direct: BTreeSet<String> = reqs
+        .with_deps
+        .iter()
+        .chain(&reqs.no_deps)
+        .filter_map(|l| upgrade::requirement_name(l))
+        .collect();
+    let lock = match lock_path.exists() {
+        false => None,
+        true => match lockfile::read(lock_path) {
+            Ok(l) => Some(l),
+            Err(_) if *upgrade == Upgrade::All => None,
+            Err(e) => {
+                return Err(e.context(format!(
+                    "cannot keep the pins of {}: fix it, or pass --upgrade to resolve every package afresh",
+                    lock_path.display()
+                )));
+            }
+        },
+    };
+    let unknown = upgrade::unknown_packages(upgrade, lock.as_ref(), &direct);
+    if !unknown.is_empty() {
+        return Err(usage(format!(
+            "--upgrade-package {}: not in {} nor in {}: check the name",
+            unknown.join(", "),
+            lock_path.display(),
+            req_path.display()
+        )));
+    }
+    Ok(Previous {
+        lock,
+        direct,
+        upgrade: upgrade.clone(),
     })
 }
 
@@ -260,7 +328,9 @@ fn resolve_all(
     reqs: &Requirements,
     arches: &[Arch],
     resolvers: &BTreeMap<Runtime, PathBuf>,
+    previous: &Previous,
     progress: &Progress,
+    warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<(Arch, Runtime), Vec<ReportItem>>> {
     let work = tempfile::tempdir().context("cannot create a temp folder")?;
     let write_reqs = |name: &str, lines: &[String]| -> Result<Option<PathBuf>> {
@@ -287,15 +357,24 @@ fn resolve_all(
                 s.spawn(move || -> Result<_> {
                     let stage = progress.stage(format!("{arch} {rt}"), "resolve");
                     stage.set_message(format!("pip install --dry-run with {}", python.display()));
-                    let mut items = Vec::new();
-                    if let Some(f) = deps_file {
-                        items.extend(resolve(python, f, false, arch, rt, work)?);
-                    }
-                    if let Some(f) = nodeps_file {
-                        items.extend(resolve(python, f, true, arch, rt, work)?);
-                    }
+                    let pip = Pip { python, arch, rt, work };
+                    let kept = match &previous.lock {
+                        Some(old) => upgrade::constraints(old, &previous.direct, &previous.upgrade, arch, rt),
+                        None => Vec::new(),
+                    };
+                    let (items, warning) = match pip.resolve_both(deps_file, nodeps_file, &kept) {
+                        Err(e) if !kept.is_empty() => {
+                            let items = pip.resolve_both(deps_file, nodeps_file, &[])?;
+                            let why = format!("{e:#}");
+                            let first = why.lines().next().unwrap_or_default().to_string();
+                            (items, Some(format!(
+                                "{rt} on {arch}: the kept pins do not resolve with the requirements ({first}); every package was resolved afresh there"
+                            )))
+                        }
+                        other => (other?, None),
+                    };
                     stage.done(format!("{} packages", items.len()));
-                    Ok(((arch, rt), items))
+                    Ok(((arch, rt), items, warning))
                 })
             })
             .collect();
@@ -304,7 +383,54 @@ fn resolve_all(
             .map(|h| h.join().expect("a resolver thread does not panic"))
             .collect()
     });
-    results.into_iter().collect()
+    let mut out = BTreeMap::new();
+    for r in results {
+        let (target, items, warning) = r?;
+        warnings.extend(warning);
+        out.insert(target, items);
+    }
+    Ok(out)
+}
+
+/// One target's pip.
+struct Pip<'a> {
+    python: &'a Path,
+    arch: Arch,
+    rt: Runtime,
+    work: &'a Path,
+}
+
+impl Pip<'_> {
+    /// Both sections of the requirements, with `kept` pins as constraints.
+    fn resolve_both(
+        &self,
+        deps: &Option<PathBuf>,
+        nodeps: &Option<PathBuf>,
+        kept: &[String],
+    ) -> Result<Vec<ReportItem>> {
+        let constraints = if kept.is_empty() {
+            None
+        } else {
+            let p = self.work.join(format!("constraints-{}-{}.txt", self.arch, self.rt));
+            fs_err::write(&p, kept.join("\n") + "\n")?;
+            Some(p)
+        };
+        let mut items = Vec::new();
+        for (file, no_deps) in [(deps, false), (nodeps, true)] {
+            if let Some(f) = file {
+                items.extend(resolve(
+                    self.python,
+                    f,
+                    no_deps,
+                    self.arch,
+                    self.rt,
+                    self.work,
+                    constraints.as_deref(),
+                )?);
+            }
+        }
+        Ok(items)
+    }
 }
 
 fn has_pip(python: &Path) -> bool {
@@ -314,7 +440,15 @@ fn has_pip(python: &Path) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn resolve(python: &Path, reqs: &Path, no_deps: bool, arch: Arch, rt: Runtime, work: &Path) -> Result<Vec<ReportItem>> {
+fn resolve(
+    python: &Path,
+    reqs: &Path,
+    no_deps: bool,
+    arch: Arch,
+    rt: Runtime,
+    work: &Path,
+    constraints: Option<&Path>,
+) -> Result<Vec<ReportItem>> {
     let tag = format!("{}-{}-{}", arch, rt, if no_deps { "nodeps" } else { "deps" });
     let report = work.join(format!("report-{tag}.json"));
     let target = work.join(format!("target-{tag}"));
@@ -344,6 +478,9 @@ fn resolve(python: &Path, reqs: &Path, no_deps: bool, arch: Arch, rt: Runtime, w
     }
     if no_deps {
         cmd.arg("--no-deps");
+    }
+    if let Some(c) = constraints {
+        cmd.arg("-c").arg(c);
     }
     cmd.arg("-r").arg(reqs);
     let out = cmd

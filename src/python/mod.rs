@@ -4,15 +4,19 @@
 
 mod bytecode;
 pub(crate) mod compile;
+pub(crate) mod debian_mirror;
+pub(crate) mod debian_root;
 pub(crate) mod fetch;
 pub(crate) mod interpreter;
 pub(crate) mod lock;
 mod lockfile;
+pub(crate) mod needs;
 mod place;
 pub(crate) mod select;
 pub(crate) mod sizes;
 pub(crate) mod tags;
 pub(crate) mod tree;
+pub(crate) mod upgrade;
 pub(crate) mod wheel;
 
 pub(crate) use place::TreeFiles;
@@ -52,7 +56,7 @@ pub(crate) enum TreeError {
         second: String,
     },
     #[error(
-        "{source} (python.bytecode is `always`, so {runtime} needs bytecode): pass --python {runtime}=PATH or set python.interpreters"
+        "{source} (python.bytecode is `always`, so {runtime} needs bytecode): pass --python {runtime}=PATH, set python.interpreters, or run `layerbuild python fetch {runtime}` where a Debian suite has it"
     )]
     NoInterpreter { runtime: Runtime, source: FindError },
 }

@@ -82,6 +82,9 @@ pub(crate) fn plan(
             }
             picks.entry(rt).or_default().push(pick(pin, rt, arch)?);
         }
+        let pins = lock.for_target(arch, rt).map(|p| (p.name.as_str(), p.version.as_str()));
+        super::needs::check_pkg_resources(pins, arch, rt)
+            .map_err(|e| anyhow::Error::new(e).context(format!("{}", spec_dir.join(&spec.lock).display())))?;
     }
     if !excluded.is_empty() {
         notes.push(format!(

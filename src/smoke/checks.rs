@@ -275,6 +275,58 @@ pub(crate) fn freeze_check(invocations: &[InvocationReport]) -> Check {
 /// Extension modules on this runtime's path that it cannot import: tagged for another CPython
 /// (`.cpython-39-` under python3.8) with no sibling for this one. Python skips them silently and
 /// the package falls back or fails at first use, so a passing invocation does not show it.
+/// What OpenTelemetry logs when its set-up went wrong in a way the spans may not show: a second
+/// `instrument()` of the same instrumentor (the shim and the auto-instrumentation both wrapping
+/// the handler), the auto-instrumentation failing whole, one instrumentor or configurator failing.
+const SETUP_WARNINGS: &[&str] = &[
+    "attempting to instrument while already instrumented",
+    "failed to auto initialize",
+    "instrumenting of ",
+    "configuration of ",
+];
+/// How much of the runtime's log is read: far more than a healthy run writes.
+const RUNTIME_LOG_CAP: u64 = 8 << 20;
+
+/// The runtime's log holds none of [`SETUP_WARNINGS`].
+pub(crate) fn runtime_log_check(log: &Path) -> Check {
+    const NAME: &str = "runtime log: no OpenTelemetry set-up warnings";
+    let mut text = Vec::new();
+    if let Err(e) = std::fs::File::open(log).and_then(|f| f.take(RUNTIME_LOG_CAP).read_to_end(&mut text)) {
+        return Check::new(NAME, false, format!("cannot read {}: {e}", log.display()));
+    }
+    let text = String::from_utf8_lossy(&text);
+    let found: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            SETUP_WARNINGS.iter().any(|w| l.contains(w))
+        })
+        .map(|l| crate::support::text::show(l.trim()).to_string())
+        .collect();
+    match found.as_slice() {
+        [] => Check::new(
+            NAME,
+            true,
+            format!(
+                "{} lines, no double instrumentation or failed instrumentor",
+                text.lines().count()
+            ),
+        ),
+        [first, rest @ ..] => Check::new(
+            NAME,
+            false,
+            format!(
+                "{first}{}",
+                if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (and {} more)", rest.len())
+                }
+            ),
+        ),
+    }
+}
+
 pub(crate) fn native_modules_check(layer: &Path, rt: Runtime) -> Check {
     let py = layer.join("python");
     let own = format!("python{}", rt.dotted());

@@ -5,10 +5,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::arm64_root::{self, Prepare, Root, RootError};
 use super::python::{Foreign, Interp};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::python::debian_root::{self, Prepare, Root, RootError, shell_word};
 
 /// How much longer every time bound of a run is under emulation. CPython under qemu-user starts
 /// and imports 4 to 8 times slower than natively on this 2-core machine (the SDK and the
@@ -42,8 +42,8 @@ pub(crate) fn interpreter(rt: Runtime, arch: Arch, qemu: &Path, work: &Path) -> 
             what: format!("{e:#}"),
         })?;
     let how = Prepare::here(&cache, arch, Some(&emulator));
-    if let Some(suite) = arm64_root::suite_for(rt)
-        && !arm64_root::cache_dir(&cache, suite, arch).exists()
+    if let Some(suite) = debian_root::suite_for(rt)
+        && !debian_root::cache_dir(&cache, suite, arch).exists()
     {
         eprintln!(
             "layerbuild: smoke: preparing a Debian {} {arch} root for {rt} (once; it is kept in {})",
@@ -51,7 +51,7 @@ pub(crate) fn interpreter(rt: Runtime, arch: Arch, qemu: &Path, work: &Path) -> 
             cache.join("roots").display()
         );
     }
-    let root = arm64_root::prepare(rt, &how)?;
+    let root = debian_root::prepare(rt, &how)?;
     let python = bin.join(format!("python{}", rt.dotted()));
     let script = run_under(qemu, cpu, &[Path::new("-L"), &root.dir, &root.python]);
     write_script(&python, &script).map_err(io)?;
@@ -64,7 +64,7 @@ pub(crate) fn interpreter(rt: Runtime, arch: Arch, qemu: &Path, work: &Path) -> 
             }
         })
         .map_err(io)?;
-    let suite = arm64_root::suite_for(rt).map(|s| s.name).unwrap_or("?");
+    let suite = debian_root::suite_for(rt).map(|s| s.name).unwrap_or("?");
     let cpu_note = cpu.map(|c| format!(" -cpu {c}")).unwrap_or_default();
     Ok(Emulated {
         describe: format!(
@@ -77,6 +77,7 @@ pub(crate) fn interpreter(rt: Runtime, arch: Arch, qemu: &Path, work: &Path) -> 
             python,
             bin_dir: bin,
             foreign: Some(Foreign { arch, emulator }),
+            own_pip: false,
         },
         root,
     })
@@ -100,11 +101,11 @@ fn cpu_model(qemu: &Path, arch: Arch) -> Option<&'static str> {
 /// `-L ROOT ROOT/usr/bin/python3.X`, the root's interpreter with the root as its library prefix
 /// (no binfmt registration or namespaces needed).
 fn run_under(qemu: &Path, cpu: Option<&str>, args: &[&Path]) -> String {
-    let mut words = vec![quote(qemu)];
+    let mut words = vec![shell_word(qemu)];
     if let Some(c) = cpu {
         words.extend(["-cpu".to_string(), c.to_string()]);
     }
-    words.extend(args.iter().map(|a| quote(a)));
+    words.extend(args.iter().map(|a| shell_word(a)));
     format!(
         "#!/bin/sh\n# Written by layerbuild smoke: runs code of another architecture under qemu-user.\nexec {} \"$@\"\n",
         words.join(" ")
@@ -114,11 +115,6 @@ fn run_under(qemu: &Path, cpu: Option<&str>, args: &[&Path]) -> String {
 fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-}
-
-/// `path` as one shell word.
-fn quote(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use super::Ctx;
-use super::arm64_root::RootError;
 use super::emulated::{self, SLOWDOWN};
 use super::options::ForeignPython;
 use super::report::{Report, RunReport};
 use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
+use crate::python::debian_root::RootError;
 
 /// What became of one runtime.
 #[derive(Debug, PartialEq, Eq)]

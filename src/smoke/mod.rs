@@ -5,10 +5,8 @@
 //! `options` (flags) -> `layer_dir` (unpack, run folder) -> `runs` (one per runtime) -> `stage`
 //! (processes, emulator, receiver) + `lifecycle` (the waits, the freeze) -> `checks` -> `report`.
 
-mod arm64_root;
 mod checks;
 mod clock;
-mod debian_mirror;
 mod emulated;
 mod emulator;
 mod foreign;
@@ -19,7 +17,7 @@ mod lifecycle;
 mod native;
 mod native_probe;
 mod options;
-mod process;
+pub(crate) mod process;
 mod python;
 mod receiver;
 mod report;

@@ -107,27 +107,44 @@ def probe_module(name, files, want_machine):
     return entry
 
 
+def is_extension(module):
+    """The module was loaded from a shared object, not from Python source."""
+    path = getattr(module, "__file__", None) or ""
+    return path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
 def check_protobuf():
+    # Every release since 4.21 (upb) names its backend the same way, up to 7.x.
     from google.protobuf.internal import api_implementation
 
     kind = api_implementation.Type()
-    return kind == "upb", "protobuf implementation: %s" % kind
+    core = sys.modules.get("google._upb._message")
+    ok = kind == "upb" and core is not None and is_extension(core)
+    return ok, "protobuf implementation: %s" % kind
 
 
 def check_wrapt():
     import wrapt
 
+    # wrapt 1.x exports the C type itself as wrapt.ObjectProxy; 2.x exports a Python subclass
+    # of it (wrapt.proxies). Either way the C type from wrapt._wrappers is in the MRO; after a
+    # fallback to pure Python it is not (and wrapt._wrappers is not loaded at all).
     native = sys.modules.get("wrapt._wrappers")
-    uses = native is not None and wrapt.ObjectProxy is getattr(native, "ObjectProxy", None)
-    where = "the C type from wrapt._wrappers" if uses else "pure Python (wrapt.wrappers)"
-    return uses, "wrapt.ObjectProxy is %s" % where
+    c_type = getattr(native, "ObjectProxy", None) if native is not None else None
+    proxy = wrapt.ObjectProxy
+    name = "%s.%s" % (proxy.__module__, proxy.__qualname__)
+    if c_type is not None and is_extension(native) and c_type in proxy.__mro__:
+        how = "is" if proxy is c_type else "derives from"
+        return True, "wrapt.ObjectProxy (%s) %s the C type from wrapt._wrappers" % (name, how)
+    return False, "wrapt.ObjectProxy (%s) is pure Python: no C type from wrapt._wrappers in its MRO" % name
 
 
 def check_grpc():
     import grpc  # noqa: F401  (grpc imports its Cython core on import)
 
     core = sys.modules.get("grpc._cython.cygrpc")
-    return core is not None, "grpc core: %s" % getattr(core, "__file__", "not imported")
+    ok = core is not None and is_extension(core)
+    return ok, "grpc core: %s" % getattr(core, "__file__", "not imported")
 
 
 # Packages that quietly fall back to pure Python (or fail late) when their extension is unusable:

@@ -14,12 +14,13 @@ use crate::model::runtime::Runtime;
 use crate::python::interpreter;
 
 /// Lambda's runtime interface client for `rt`: 2.2.1 is the newest with wheels for python3.8 to
-/// python3.12; python3.13 needs 3.x (3.1.1 has wheels for python3.9 to 3.13).
+/// python3.12; python3.13 needs 3.x (3.1.1 has wheels for python3.9 to 3.13); python3.14 needs
+/// 4.x (4.2.2 has cp314 wheels).
 pub(crate) fn ric_requirement(rt: Runtime) -> &'static str {
-    if (rt.major, rt.minor) <= (3, 12) {
-        "awslambdaric==2.2.1"
-    } else {
-        "awslambdaric==3.1.1"
+    match (rt.major, rt.minor) {
+        (3, ..=12) => "awslambdaric==2.2.1",
+        (3, 13) => "awslambdaric==3.1.1",
+        _ => "awslambdaric==4.2.2",
     }
 }
 /// Lambda's python3.8/3.9 runtimes ship urllib3 1.26 and the layer leaves it out (requests,
@@ -36,6 +37,9 @@ pub(crate) struct Interp {
     pub(crate) bin_dir: PathBuf,
     /// Set when the interpreter is of another architecture, run under an emulator.
     pub(crate) foreign: Option<Foreign>,
+    /// A Debian root's CPython (foreign, or native through its launcher) has no pip: the host's
+    /// installs its packages, told the runtime's platform.
+    pub(crate) own_pip: bool,
 }
 
 /// Another architecture's interpreter: packages for it are installed by the host's pip for its
@@ -67,7 +71,11 @@ pub(crate) fn find_python(rt: Runtime, work: &Path) -> Result<Interp, String> {
         .filter(|c| crate::support::cache::ensure_private(c).is_ok());
     let sources = interpreter::Sources::new(None, None, cache);
     let found = interpreter::find(rt, &sources).map_err(|e| format!("{e}; pass --python PATH"))?;
-    runtime_bin(rt, &found.executable, work)
+    match found.debian_root {
+        // Its program runs only through the launcher, which is what goes into the bin folder.
+        Some(_) => runtime_bin(rt, &found.path, work, false),
+        None => runtime_bin(rt, &found.executable, work, true),
+    }
 }
 
 /// The interpreter given with `--python`: run once to learn which runtime it is.
@@ -80,11 +88,11 @@ pub(crate) fn probe_python(candidate: &Path, work: &Path) -> Result<Interp, Stri
             found.version
         )
     })?;
-    runtime_bin(runtime, &found.executable, work)
+    runtime_bin(runtime, &found.executable, work, true)
 }
 
 /// A bin folder where python3 and python3.X are the interpreter at `real`, as /var/lang/bin is.
-fn runtime_bin(runtime: Runtime, real: &Path, work: &Path) -> Result<Interp, String> {
+fn runtime_bin(runtime: Runtime, real: &Path, work: &Path, own_pip: bool) -> Result<Interp, String> {
     let real = real.to_path_buf();
     let bin_dir = real.parent().map(Path::to_path_buf).unwrap_or_default();
     let named = bin_dir.join(format!("python{}", runtime.dotted()));
@@ -95,6 +103,7 @@ fn runtime_bin(runtime: Runtime, real: &Path, work: &Path) -> Result<Interp, Str
             python: named,
             bin_dir,
             foreign: None,
+            own_pip,
         });
     }
     // A bin folder where python3 and python3.X are this interpreter, as /var/lang/bin is.
@@ -108,6 +117,7 @@ fn runtime_bin(runtime: Runtime, real: &Path, work: &Path) -> Result<Interp, Str
         python: own.join(format!("python{}", runtime.dotted())),
         bin_dir: own,
         foreign: None,
+        own_pip,
     })
 }
 
@@ -177,18 +187,23 @@ fn pip_cached(interp: &Interp, name: &str, requirement: &str, offline: bool, wor
     Ok(dir)
 }
 
-/// The Python whose pip installs for `interp`: its own, or for a foreign one (whose root has
-/// no pip) the host's, told the target's platform by `foreign_flags`.
+/// The Python whose pip installs for `interp`: its own, or for a Debian root's (which has no
+/// pip) the host's, told the target's platform by `foreign_flags`.
 fn pip_for(interp: &Interp) -> Command {
-    match interp.foreign {
-        None => Command::new(&interp.python),
-        Some(_) => Command::new(crate::python::fetch::python()),
+    if interp.own_pip {
+        Command::new(&interp.python)
+    } else {
+        Command::new(crate::python::fetch::python())
     }
 }
 
-/// pip's flags after `install` that pick wheels for a foreign interpreter.
+/// pip's flags after `install` that pick wheels for an interpreter without pip of its own.
 fn foreign_flags(interp: &Interp) -> Vec<String> {
-    let Some(arch) = interp.foreign.as_ref().map(|f| f.arch) else {
+    if interp.own_pip {
+        return Vec::new();
+    }
+    let host = Arch::parse(std::env::consts::ARCH);
+    let Some(arch) = interp.foreign.as_ref().map(|f| f.arch).or(host) else {
         return Vec::new();
     };
     let mut flags = vec![

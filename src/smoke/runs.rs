@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::checks::{before_freeze_check, evaluate, freeze_check, invocation_spans, native_modules_check};
+use super::checks::{
+    before_freeze_check, evaluate, freeze_check, invocation_spans, native_modules_check, runtime_log_check,
+};
 use super::emulator::{Outcome, State, TelemetryMode};
 use super::http;
 use super::lifecycle::INVOKE_LIMIT;
@@ -68,6 +70,9 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
             PROBE_LIMIT * interp.slowdown(),
         ));
         r.checks.push(native::glibc_check(ctx.layer, interp.runtime));
+        if let Some(runtime) = &stage.runtime {
+            r.checks.push(runtime_log_check(&runtime.log));
+        }
     }
     r.checks.extend(invocation_checks(&r.invocations));
     conclude(&mut r, failure);

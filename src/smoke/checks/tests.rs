@@ -211,3 +211,25 @@ fn native_modules_must_match_the_runtime() {
     put("charset_normalizer/md.abi3.so");
     assert!(native_modules_check(dir.path(), py38).ok);
 }
+
+#[test]
+fn runtime_log_check_fails_on_a_second_instrument_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runtime.log");
+    std::fs::write(&log, "START\nINFO fine\n").unwrap();
+    let c = runtime_log_check(&log);
+    assert!(c.ok, "{c:?}");
+    std::fs::write(
+        &log,
+        "START\nWARNING:opentelemetry.instrumentation.instrumentor:Attempting to instrument while already instrumented\x1b[2K\nERROR Instrumenting of flask failed\n",
+    )
+    .unwrap();
+    let c = runtime_log_check(&log);
+    assert!(!c.ok);
+    assert_eq!(
+        c.detail,
+        "WARNING:opentelemetry.instrumentation.instrumentor:Attempting to instrument while already instrumented\\x1b[2K (and 1 more)"
+    );
+    let c = runtime_log_check(&dir.path().join("missing.log"));
+    assert!(!c.ok && c.detail.starts_with("cannot read"), "{c:?}");
+}

@@ -1,5 +1,7 @@
-//! Prepares, once per Debian suite and architecture, a root whose CPython smoke runs under
-//! qemu-user (`qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.X`), and caches it.
+//! Prepares, once per Debian suite and architecture, a root whose CPython stands in for a Lambda
+//! runtime no installed Python provides, and caches it: natively through the root's own dynamic
+//! loader (the finder's last source, e.g. python3.14 for bytecode and smoke), or under qemu-user
+//! for another architecture (`qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.X`).
 //!
 //! debootstrap's first stage (`--foreign`) fetches and checks every package and unpacks only the
 //! essential ones; unpacking the rest with `dpkg-deb` gives a tree qemu runs without a second
@@ -20,21 +22,39 @@ use crate::model::runtime::Runtime;
 use super::debian_mirror::{self, Mirror};
 
 /// The Debian suites whose CPython is one of Lambda's runtimes, and that the mirror serves for
-/// arm64 (buster is gone from it; no suite has 3.8, 3.10 or 3.12).
+/// amd64 and arm64 (buster is gone from it; no suite has 3.8, 3.10 or 3.12).
 pub const SUITES: &[Suite] = &[
     Suite {
         name: "bullseye",
         minor: 9,
+        script_fallback: None,
     },
     Suite {
         name: "bookworm",
         minor: 11,
+        script_fallback: None,
     },
     Suite {
         name: "trixie",
         minor: 13,
+        script_fallback: None,
+    },
+    // Debian's testing suite in 2026: debootstrap releases older than it lack its script, and
+    // testing is bootstrapped like unstable.
+    Suite {
+        name: "forky",
+        minor: 14,
+        script_fallback: Some("sid"),
     },
 ];
+
+/// Where debootstrap keeps its per-suite scripts (`DEBOOTSTRAP_DIR` moves it, as for debootstrap).
+fn debootstrap_scripts_here() -> PathBuf {
+    std::env::var_os("DEBOOTSTRAP_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/share/debootstrap"), PathBuf::from)
+        .join("scripts")
+}
 
 /// Bumped whenever a cached root would differ from what this code prepares.
 const LAYOUT: &str = "v1";
@@ -51,6 +71,8 @@ pub struct Suite {
     pub name: &'static str,
     /// CPython 3.<minor> is the suite's `python3`.
     pub minor: u8,
+    /// The debootstrap script to use when debootstrap has none of the suite's name.
+    pub script_fallback: Option<&'static str>,
 }
 
 /// The suite whose `python3` is the runtime's CPython.
@@ -65,6 +87,40 @@ fn debian_arch(arch: Arch) -> &'static str {
     }
 }
 
+/// Debian's multiarch folder under `usr/lib` and the dynamic loader in it.
+fn loader(arch: Arch) -> (&'static str, &'static str) {
+    match arch {
+        Arch::X86_64 => ("x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+        Arch::Arm64 => ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+    }
+}
+
+/// The launcher a native root carries: `<root>/layerbuild-python3.X`.
+fn launcher_path(dir: &Path, suite: &Suite) -> PathBuf {
+    dir.join(format!("layerbuild-python3.{}", suite.minor))
+}
+
+/// A script that runs the root's CPython with the root's own loader and libraries: the root's
+/// glibc is newer than the host's (forky's 2.42 on a bookworm host), so its programs cannot use
+/// the host's loader. Runs at native speed, needs no namespaces; `sys.prefix` is the root's.
+fn launcher_script(dir: &Path, suite: &Suite, arch: Arch) -> String {
+    let (triplet, ld) = loader(arch);
+    let lib = dir.join("usr/lib").join(triplet);
+    format!(
+        "#!/bin/sh\n# Written by layerbuild: Debian {} CPython 3.{} through the root's own loader.\nexec {} --library-path {} {} \"$@\"\n",
+        suite.name,
+        suite.minor,
+        shell_word(&lib.join(ld)),
+        shell_word(&lib),
+        shell_word(&dir.join(format!("usr/bin/python3.{}", suite.minor)))
+    )
+}
+
+/// `path` as one shell word.
+pub(crate) fn shell_word(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
 /// A prepared root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
@@ -74,6 +130,8 @@ pub struct Root {
     pub python: PathBuf,
     /// `3.11.2`, as the root's interpreter reported it when the root was prepared.
     pub version: String,
+    /// For a root of the host's architecture: the script that runs its CPython natively.
+    pub launcher: Option<PathBuf>,
     /// How long preparing took; `None` when the root came from the cache.
     pub prepared_in: Option<Duration>,
 }
@@ -149,6 +207,8 @@ pub struct Prepare<'a> {
     pub apt_dir: &'a Path,
     /// `$LAYERBUILD_DEBIAN_MIRROR`, which wins over apt's sources.
     pub mirror_override: Option<String>,
+    /// debootstrap's scripts folder, to find a fallback script in.
+    pub debootstrap_scripts: PathBuf,
 }
 
 impl<'a> Prepare<'a> {
@@ -162,6 +222,7 @@ impl<'a> Prepare<'a> {
             path_var: std::env::var_os("PATH").unwrap_or_default(),
             apt_dir: Path::new("/etc/apt"),
             mirror_override: std::env::var(debian_mirror::MIRROR_ENV).ok(),
+            debootstrap_scripts: debootstrap_scripts_here(),
         }
     }
 }
@@ -211,16 +272,22 @@ pub fn prepare(rt: Runtime, how: &Prepare) -> Result<Root, RootError> {
         .map_err(|e| io(parent, e))?;
     let steps = Steps {
         root: tmp.path(),
+        arch: how.arch,
         logs: &logs,
         deadline: started + how.limit,
         limit: how.limit,
     };
-    steps.first_stage(&tools, suite, how.arch, &mirror)?;
+    steps.first_stage(&tools, suite, how, &mirror)?;
     steps.unpack_rest(&tools)?;
     let python = tmp.path().join(format!("usr/bin/python3.{}", suite.minor));
     steps.compile_stdlib(how.emulator, &python, suite)?;
     let version = steps.check_python(how.emulator, &python, suite, how.arch)?;
     steps.tidy()?;
+    if how.emulator.is_none() {
+        // Names the root where it will be, after the rename below.
+        let launcher = launcher_path(tmp.path(), suite);
+        write_executable(&launcher, &launcher_script(&dir, suite, how.arch)).map_err(|e| io(&launcher, e))?;
+    }
     fs_err::write(tmp.path().join(VERSION_FILE), format!("{version}\n")).map_err(|e| io(tmp.path(), e))?;
     fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| io(tmp.path(), e))?;
     let built = tmp.keep();
@@ -239,12 +306,31 @@ pub fn prepare(rt: Runtime, how: &Prepare) -> Result<Root, RootError> {
 fn cached(dir: &Path, suite: &Suite) -> Option<Root> {
     let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok()?;
     let python = dir.join(format!("usr/bin/python3.{}", suite.minor));
+    let launcher = Some(launcher_path(dir, suite)).filter(|l| l.is_file());
     python.exists().then(|| Root {
         dir: dir.to_path_buf(),
         python,
         version: version.trim().to_string(),
+        launcher,
         prepared_in: None,
     })
+}
+
+/// The launcher of the cached root of the host's architecture whose CPython is `rt`, if one was
+/// prepared: the interpreter finder's last source.
+pub fn native_launcher(cache: &Path, rt: Runtime, host: Arch) -> Option<PathBuf> {
+    let suite = suite_for(rt)?;
+    cached(&cache_dir(cache, suite, host), suite)?.launcher
+}
+
+/// Where [`native_launcher`] looks, for the finder's "looked at" list.
+pub fn native_root_dir(cache: &Path, rt: Runtime, host: Arch) -> Option<PathBuf> {
+    suite_for(rt).map(|s| cache_dir(cache, s, host))
+}
+
+fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 /// The host programs preparing a root takes.
@@ -283,13 +369,15 @@ impl Tools {
 /// One preparation under way: the root being made, where logs go, and the time left.
 struct Steps<'a> {
     root: &'a Path,
+    arch: Arch,
     logs: &'a Path,
     deadline: Instant,
     limit: Duration,
 }
 
 impl Steps<'_> {
-    fn first_stage(&self, tools: &Tools, suite: &Suite, arch: Arch, mirror: &Mirror) -> Result<(), RootError> {
+    fn first_stage(&self, tools: &Tools, suite: &Suite, how: &Prepare, mirror: &Mirror) -> Result<(), RootError> {
+        let arch = how.arch;
         let mut cmd = Command::new(&tools.debootstrap);
         cmd.arg(format!("--arch={}", debian_arch(arch)))
             .args(["--foreign", "--variant=minbase"])
@@ -297,6 +385,12 @@ impl Steps<'_> {
             .arg(suite.name)
             .arg(self.root)
             .arg(&mirror.uri);
+        let scripts = &how.debootstrap_scripts;
+        if let Some(fallback) = suite.script_fallback
+            && !scripts.join(suite.name).exists()
+        {
+            cmd.arg(scripts.join(fallback));
+        }
         let log = self.logs.join("debootstrap.log");
         match self.run("debootstrap", &mut cmd, &log) {
             Err(RootError::Step { log, tail, .. }) => Err(RootError::Debootstrap {
@@ -415,7 +509,13 @@ impl Steps<'_> {
                 c.arg("-L").arg(self.root).arg(python);
                 c
             }
-            None => Command::new(python),
+            None => {
+                let (triplet, ld) = loader(self.arch);
+                let lib = self.root.join("usr/lib").join(triplet);
+                let mut c = Command::new(lib.join(ld));
+                c.arg("--library-path").arg(&lib).arg(python);
+                c
+            }
         };
         cmd.env_clear().env("PATH", "/usr/bin:/bin").env("LC_ALL", "C.UTF-8");
         cmd

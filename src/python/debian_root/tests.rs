@@ -1,4 +1,4 @@
-//! Unit tests of `arm64_root`.
+//! Unit tests of `debian_root`.
 
 use super::*;
 
@@ -27,6 +27,7 @@ fn how<'a>(cache: &'a Path, path_var: OsString, apt: &'a Path) -> Prepare<'a> {
         path_var,
         apt_dir: apt,
         mirror_override: Some("file:///nonexistent/debian".into()),
+        debootstrap_scripts: apt.join("no-scripts"),
     }
 }
 
@@ -35,6 +36,8 @@ fn suites_match_lambda_runtimes() {
     assert_eq!(suite_for(rt(9)).unwrap().name, "bullseye");
     assert_eq!(suite_for(rt(11)).unwrap().name, "bookworm");
     assert_eq!(suite_for(rt(13)).unwrap().name, "trixie");
+    assert_eq!(suite_for(rt(14)).unwrap().name, "forky");
+    assert_eq!(suite_for(rt(14)).unwrap().script_fallback, Some("sid"));
     for minor in [8, 10, 12] {
         assert!(suite_for(rt(minor)).is_none(), "3.{minor}");
     }
@@ -185,7 +188,7 @@ fn no_mirror_lists_what_was_read() {
 #[ignore = "fetches a Debian root from the mirror in apt's sources; needs root and qemu-user"]
 fn prepares_a_real_bullseye_root_once() {
     let t = tempfile::tempdir().unwrap();
-    let qemu = super::super::process::find_qemu(Arch::Arm64);
+    let qemu = crate::smoke::process::find_qemu(Arch::Arm64);
     let host_is_arm = std::env::consts::ARCH == "aarch64";
     assert!(
         host_is_arm || qemu.is_some(),
@@ -207,4 +210,93 @@ fn prepares_a_real_bullseye_root_once() {
     );
     let again = prepare(rt(9), &h).unwrap();
     assert_eq!((again.prepared_in, again.version), (None, root.version));
+}
+
+#[test]
+fn a_suite_debootstrap_does_not_know_gets_its_fallback_script() {
+    let t = tempfile::tempdir().unwrap();
+    let seen = t.path().join("args");
+    let path = fake_tools(
+        t.path(),
+        &[
+            (
+                "debootstrap",
+                &format!("printf '%s\\n' \"$@\" > '{}'; exit 1", seen.display()),
+            ),
+            ("dpkg-deb", "exit 0"),
+            ("tar", "exit 0"),
+        ],
+    );
+    let e = prepare(rt(14), &how(t.path(), path, t.path())).unwrap_err();
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(matches!(e, RootError::NotRoot { .. }), "{e}");
+        return;
+    }
+    assert!(matches!(e, RootError::Debootstrap { suite: "forky", .. }), "{e}");
+    let args = std::fs::read_to_string(&seen).unwrap();
+    let last = args.lines().last().unwrap();
+    assert_eq!(Path::new(last), t.path().join("no-scripts/sid"), "{args}");
+}
+
+#[test]
+fn the_launcher_runs_the_roots_python_through_the_roots_loader() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("it's a root");
+    let suite = suite_for(rt(14)).unwrap();
+    let (triplet, ld) = loader(Arch::X86_64);
+    let lib = root.join("usr/lib").join(triplet);
+    std::fs::create_dir_all(&lib).unwrap();
+    // A stand-in for the loader that prints what it was given, one argument per line.
+    write_executable(&lib.join(ld), "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\n").unwrap();
+    let launcher = launcher_path(&root, suite);
+    write_executable(&launcher, &launcher_script(&root, suite, Arch::X86_64)).unwrap();
+    let out = std::process::Command::new(&launcher)
+        .args(["-c", "print('a b')"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let python = root.join("usr/bin/python3.14");
+    assert_eq!(
+        lines,
+        [
+            "--library-path".to_string(),
+            lib.display().to_string(),
+            python.display().to_string(),
+            "-c".into(),
+            "print('a b')".into()
+        ]
+    );
+}
+
+/// Fetches a real forky root for this host (network, root) and runs its python3.14 natively:
+/// what `layerbuild python fetch python3.14` does for bytecode and smoke.
+#[test]
+#[ignore = "fetches a Debian root from the mirror in apt's sources; needs root"]
+fn prepares_a_real_native_forky_root_whose_python_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let host = Arch::parse(std::env::consts::ARCH).unwrap();
+    let h = Prepare::here(t.path(), host, None);
+    let root = prepare(rt(14), &h).unwrap();
+    assert!(root.version.starts_with("3.14."), "{root:?}");
+    let launcher = root.launcher.clone().expect("a native root has a launcher");
+    assert_eq!(native_launcher(t.path(), rt(14), host), Some(launcher.clone()));
+    let out = std::process::Command::new(&launcher)
+        .args([
+            "-I",
+            "-c",
+            "import ssl, sqlite3, sys; print(sys.version.split()[0], sys.prefix)",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("{} {}", root.version, root.dir.join("usr").display())
+    );
 }
