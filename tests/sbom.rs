@@ -1,6 +1,6 @@
 //! End to end: the CycloneDX SBOM `build` writes beside each zip, `verify` checks and `sbom`
-//! prints for any zip; then the default layers' SBOMs against CycloneDX's own validator and
-//! against what syft finds in the unpacked zips.
+//! prints for any zip; then the SBOMs of the default and the current layers against
+//! CycloneDX's own validator and against what syft finds in the unpacked zips.
 
 mod common;
 // wheels.rs reaches the ELF helpers as `crate::elf`; common holds them already.
@@ -322,16 +322,51 @@ fn default_zips() -> Vec<PathBuf> {
     zips
 }
 
+/// The current layer's zips (examples/current/layer.yaml), both architectures: those in
+/// `$LAYERBUILD_CURRENT_DIST`, else in dist/current/, which `make current` fills.
+fn current_zips() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os("LAYERBUILD_CURRENT_DIST")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| root.join("dist/current"), PathBuf::from);
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}: run `make current` first", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    zips.sort();
+    let names: Vec<String> = zips
+        .iter()
+        .map(|z| z.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for arch in ["-amd64-", "-arm64-"] {
+        let n = names.iter().filter(|n| n.contains(arch)).count();
+        assert_eq!(
+            n,
+            1,
+            "{}: want one {arch} zip, found {names:?}: run `make current`",
+            dir.display()
+        );
+    }
+    assert_eq!(zips.len(), 2, "{}: want two zips, found {names:?}", dir.display());
+    zips
+}
+
+/// Every layer the SBOM is proven on: the default one and the current one.
+fn proven_zips() -> Vec<PathBuf> {
+    default_zips().into_iter().chain(current_zips()).collect()
+}
+
 fn sbom_beside(zip: &Path) -> PathBuf {
     let stem = zip.file_stem().unwrap().to_string_lossy();
     zip.with_file_name(format!("{stem}.cdx.json"))
 }
 
 #[test]
-#[ignore = "needs pip (cyclonedx-python-lib) and the default layers in dist/"]
+#[ignore = "needs pip (cyclonedx-python-lib), the default layers in dist/ and the current ones in dist/current/"]
 fn cyclonedx_python_lib_accepts_our_sboms() {
     let d = tempfile::tempdir().unwrap();
-    let mut files: Vec<PathBuf> = default_zips().iter().map(|z| sbom_beside(z)).collect();
+    let mut files: Vec<PathBuf> = proven_zips().iter().map(|z| sbom_beside(z)).collect();
     foreign_zip(&d.path().join("foreign.zip"));
     let zips = [d.path().join("foreign.zip"), default_zips()[0].clone()];
     for (i, zip) in zips.iter().enumerate() {
@@ -357,9 +392,9 @@ fn same_version(ours: &str, syft: &str) -> bool {
 }
 
 #[test]
-#[ignore = "needs go (builds syft) and the default layers in dist/"]
+#[ignore = "needs go (builds syft), the default layers in dist/ and the current ones in dist/current/"]
 fn syft_finds_nothing_our_sbom_misses() {
-    for zip in default_zips() {
+    for zip in proven_zips() {
         let tree = tempfile::tempdir().unwrap();
         let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
         archive.extract(tree.path()).unwrap();

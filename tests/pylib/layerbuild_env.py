@@ -1,4 +1,5 @@
-"""What the Python tests share with the binary: the cache root and the interpreter finder.
+"""What the Python tests share with the binary: the cache root and the interpreter finder; and
+what they share with each other: the require-all switch.
 
 Both follow the rules of the Rust code (src/support/cache.rs, src/python/interpreter.rs) so that
 the tests cache where `layerbuild` caches and run the Pythons `layerbuild` would pick:
@@ -10,7 +11,10 @@ the tests cache where `layerbuild` caches and run the Pythons `layerbuild` would
 - interpreter for runtime 3.X: `LAYERBUILD_PYTHON3X` when set, then `python3.X` in each PATH
   folder (version managers' shims skipped: what they run depends on the folder), then pyenv's
   installs (`PYENV_ROOT`, else `pyenv root`, else `~/.pyenv`), newest patch first by number.
-  Each candidate is run once; the first that says it is 3.X is taken.
+  Each candidate is run once; the first that says it is 3.X is taken. The same order for
+  every runtime, 3.8 to 3.13 (LAYERBUILD_PYTHON38 ... LAYERBUILD_PYTHON313).
+- require-all: with `LAYERBUILD_REQUIRE_ALL=1` (CI sets it) a test whose environment is
+  missing fails instead of skipping, so a run that proved nothing cannot pass.
 """
 import glob
 import os
@@ -32,6 +36,20 @@ def cache_root() -> Path:
     if os.path.isabs(home):
         return Path(home) / ".cache" / "layerbuild"
     raise RuntimeError("no folder for the cache: set LAYERBUILD_CACHE (or HOME) to a folder of yours")
+
+
+def require_all() -> bool:
+    return os.environ.get("LAYERBUILD_REQUIRE_ALL") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the running test for a missing environment, or fail it under require-all."""
+    import pytest
+
+    if require_all():
+        pytest.fail("%s (LAYERBUILD_REQUIRE_ALL=1 turns this skip into a failure)" % reason,
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
 
 from layerbuild_env import find_interpreter, interpreter_candidates  # noqa: E402
@@ -72,3 +74,38 @@ def test_the_script_names_each_runtime_and_fails_when_none_is_found(monkeypatch,
     out = subprocess.run([sys.executable, str(script), "3.8", "3.9"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "python3.9=%s" % (tmp_path / "pyenv" / "versions" / "3.9.18" / "bin" / "python3.9") in out.stdout
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
+def test_the_newer_runtimes_keep_the_same_order(monkeypatch, tmp_path, version):
+    """Override, then PATH, then pyenv's newest patch by number (3.1X.10 after 3.1X.9)."""
+    variable = "LAYERBUILD_PYTHON" + version.replace(".", "")
+    on_path = tmp_path / "usr" / "bin"
+    for patch in ("9", "10"):
+        full = "%s.%s" % (version, patch)
+        fake_python(tmp_path / "pyenv" / "versions" / full / "bin" / ("python" + version), full)
+    isolate(monkeypatch, tmp_path, [on_path])
+    monkeypatch.delenv(variable, raising=False)
+    assert find_interpreter(version).full_version == version + ".10"
+    fake_python(on_path / ("python" + version), version + ".1")
+    assert find_interpreter(version).full_version == version + ".1"
+    mine = fake_python(tmp_path / "mine" / "bin" / ("python" + version), version + ".2")
+    monkeypatch.setenv(variable, str(mine))
+    assert find_interpreter(version).full_version == version + ".2"
+
+
+@pytest.mark.parametrize("require_all, outcome", [("", "1 skipped"), ("1", "1 failed")])
+def test_a_missing_environment_skips_or_fails_under_require_all(tmp_path, require_all, outcome):
+    import subprocess
+
+    pylib = Path(__file__).resolve().parent.parent / "pylib"
+    (tmp_path / "test_env.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nfrom layerbuild_env import skip_or_fail\n\n"
+        "def test_needs_something():\n    skip_or_fail('no such thing here')\n" % str(pylib))
+    env = dict(os.environ, LAYERBUILD_REQUIRE_ALL=require_all)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(tmp_path / "test_env.py")], capture_output=True, text=True,
+                         env=env, cwd=str(tmp_path))
+    assert outcome in out.stdout, out.stdout + out.stderr
+    if require_all:
+        assert "LAYERBUILD_REQUIRE_ALL=1 turns this skip into a failure" in out.stdout

@@ -11,6 +11,11 @@ SPAN_KIND_SERVER = 2
 SPAN_KIND_CLIENT = 3
 STATUS_ERROR = 2
 
+# The attribute naming the Lambda request a span belongs to: `faas.execution` until the
+# semantic conventions renamed it (contrib 0.41b0 sets it), `faas.invocation_id` after
+# (contrib 0.66bN sets that).
+INVOCATION_ID_KEYS = ("faas.invocation_id", "faas.execution")
+
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 XRAY_TRACE_ID = re.compile(r"^1-([0-9a-f]{8})-[0-9a-f]{24}$")
 
@@ -24,6 +29,14 @@ def _value(attr_value: dict):
 
 def _attributes(items: Optional[List[dict]]) -> Dict[str, object]:
     return {item["key"]: _value(item.get("value", {})) for item in items or []}
+
+
+def invocation_id(attributes: dict) -> Optional[str]:
+    """The request id in a span's attributes (or an X-Ray document's metadata), by either name."""
+    for key in INVOCATION_ID_KEYS:
+        if key in attributes:
+            return attributes[key]
+    return None
 
 
 def otlp_spans(received: List[dict]) -> List[dict]:

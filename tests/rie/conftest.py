@@ -1,16 +1,19 @@
-"""Fixtures of the RIE tests: the emulator, moto, Lambda's Python runtimes, the layer, and a
+"""Fixtures of the RIE tests: the emulator, moto, Lambda's Python runtimes, the layers, and a
 factory that runs the function under the emulator and keeps the figures for the summary.
 
-The layer zip: $LAYERBUILD_RIE_ZIP, else $LAYERBUILD_LAYER_ZIP, else dist/'s zip for this
-machine's architecture (`make layers` builds it). The emulator, moto and the runtime packages
-come from the registries once and are cached (see provision.py). The tests need root: they
-run the emulator in private mount, network and PID namespaces. Without root they skip.
+The layers (harness.LAYERS): the default one, $LAYERBUILD_RIE_ZIP, else $LAYERBUILD_LAYER_ZIP,
+else dist/'s zip for this machine's architecture (`make layers`); the current one,
+$LAYERBUILD_RIE_CURRENT_ZIP, else dist/current/'s zip for this machine (`make current`). The
+emulator, moto and the runtime packages come from the registries once and are cached (see
+provision.py). The tests need root: they run the emulator in private mount, network and PID
+namespaces. Without root they skip, and fail under LAYERBUILD_REQUIRE_ALL=1.
 """
 
 import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,23 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
 import provision  # noqa: E402
-
-RUNTIME_VERSIONS = ("3.9", "3.8")
+from layerbuild_env import skip_or_fail  # noqa: E402  (provision.py put pylib on the path)
 
 # (label, one-line figures) of every run, printed at the end of the session.
 FIGURES = []
 SESSION_STARTED = time.monotonic()
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_runtest_setup(item):
     if os.geteuid() == 0 and shutil.which("unshare"):
         return
-    reason = ("the RIE tests need root and util-linux `unshare`: they run AWS's Runtime "
-              "Interface Emulator in private mount, network and PID namespaces")
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if Path(str(item.fspath)).resolve().parent == here:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    skip_or_fail("the RIE tests need root and util-linux `unshare`: they run AWS's Runtime "
+                 "Interface Emulator in private mount, network and PID namespaces")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -43,7 +41,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("RIE runs (cold = first invocation, init included)")
     for label, line in FIGURES:
-        terminalreporter.write_line("%-34s %s" % (label, line))
+        terminalreporter.write_line("%-42s %s" % (label, line))
     terminalreporter.write_line("RIE tests took %.1f s in all (provisioning included)"
                                 % (time.monotonic() - SESSION_STARTED))
 
@@ -66,21 +64,34 @@ def driver_python():
     return _provisioned(provision.moto_python, "moto")
 
 
-@pytest.fixture(scope="session")
-def layer_zip():
-    try:
-        path = harness.default_layer_zip()
-    except harness.HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    if not path.is_file():
-        pytest.fail("no layer zip at %s: build it with `make layers`, or set LAYERBUILD_RIE_ZIP "
-                    "to a layer zip for this machine's architecture" % path, pytrace=False)
-    return path
+@dataclass
+class Layer:
+    kind: harness.LayerKind
+    zip: Path
+    dir: Path  # unpacked, with the modes its entries carry
 
 
 @pytest.fixture(scope="session")
-def layer_dir(layer_zip, tmp_path_factory):
-    return harness.unpack_layer(layer_zip, tmp_path_factory.mktemp("layer"))
+def layer_of(tmp_path_factory):
+    """layer_of("current"): that layer's zip, unpacked once per session."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            kind = harness.layer_kind(name)
+            try:
+                path = harness.layer_zip(kind)
+            except harness.HarnessError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            if not path.is_file():
+                pytest.fail("no %s layer zip at %s: build it with `make %s`, or set %s to a "
+                            "layer zip for this machine's architecture"
+                            % (name, path, kind.target, kind.variables[0]), pytrace=False)
+            unpacked = harness.unpack_layer(path, tmp_path_factory.mktemp("layer-" + name))
+            made[name] = Layer(kind, path, unpacked)
+        return made[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +114,6 @@ def runtime_for(tmp_path_factory):
         return made[version]
 
     return get
-
-
-@pytest.fixture(scope="session", params=RUNTIME_VERSIONS, ids=lambda v: "py" + v)
-def runtime(request, runtime_for):
-    return runtime_for(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from procwatch import ProcWatch, ProcWatchError, Seen
 from provision import Interpreter
@@ -26,12 +26,8 @@ REGION = "eu-west-1"
 COLLECTOR = "/opt/extensions/collector"
 # A whole run: init, a few invocations, shutdown, moto. Far above what it takes (~10 s).
 RUN_TIMEOUT = 300
-# Exporters of the layer's collector that send within the pipeline call, with no queue
-# (collector/README.md): the receiver answers the SDK only once they are done.
-SYNCHRONOUS_EXPORTERS = ("awsxray", "awsemf")
-
-LAYER_ZIP_NAMES = {"x86_64": "aws-otel-python-amd64-ver-1-20-0.zip",
-                   "aarch64": "aws-otel-python-arm64-ver-1-20-0.zip"}
+# The Lambda architecture tag in layer zip names, by machine.
+ARCH_TAGS = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 class HarnessError(RuntimeError):
@@ -41,15 +37,61 @@ class HarnessError(RuntimeError):
 # ------------------------------------------------------------------------------- layers
 
 
-def default_layer_zip() -> Path:
-    """$LAYERBUILD_RIE_ZIP, else $LAYERBUILD_LAYER_ZIP, else dist/'s zip for this machine."""
-    for name in ("LAYERBUILD_RIE_ZIP", "LAYERBUILD_LAYER_ZIP"):
+@dataclass(frozen=True)
+class LayerKind:
+    """A layer the suite proves: where its zip for this machine is found, and the runtimes it
+    runs on (newest first; the newest runs the one-runtime cases)."""
+
+    name: str
+    variables: Tuple[str, ...]  # each names a zip; the first one set wins
+    folder: str  # where its Makefile target builds it, under the repository
+    pattern: str  # its zip's name there; {arch} is the architecture tag
+    target: str  # the Makefile target that builds it
+    runtimes: Tuple[str, ...]
+
+
+LAYERS = (
+    LayerKind("default", ("LAYERBUILD_RIE_ZIP", "LAYERBUILD_LAYER_ZIP"), "dist",
+              "aws-otel-python-{arch}-ver-1-20-0.zip", "layers", ("3.9", "3.8")),
+    # examples/current/layer.yaml, built by `make current`.
+    LayerKind("current", ("LAYERBUILD_RIE_CURRENT_ZIP",), "dist/current", "*-{arch}-ver-*.zip", "current",
+              ("3.13", "3.12")),
+)
+
+
+# (layer, runtime) of each runtime of each layer: the runs that cover them all.
+LAYER_RUNTIMES = [(kind.name, version) for kind in LAYERS for version in kind.runtimes]
+
+
+def layer_kind(name: str) -> LayerKind:
+    return next(kind for kind in LAYERS if kind.name == name)
+
+
+def layer_zip(kind: LayerKind) -> Path:
+    """The kind's zip: the first of its variables set, else its one zip for this machine in
+    its folder. Fails naming what was looked at."""
+    for name in kind.variables:
         if os.environ.get(name):
             return Path(os.environ[name]).resolve()
     machine = platform.machine()
-    if machine not in LAYER_ZIP_NAMES:
-        raise HarnessError("no default layer for this machine (%s)" % machine)
-    return REPO / "dist" / LAYER_ZIP_NAMES[machine]
+    if machine not in ARCH_TAGS:
+        raise HarnessError("no %s layer for this machine (%s)" % (kind.name, machine))
+    pattern = kind.pattern.format(arch=ARCH_TAGS[machine])
+    found = sorted((REPO / kind.folder).glob(pattern))
+    if len(found) != 1:
+        what = "%d zips match %s" % (len(found), pattern) if found else "no %s" % pattern
+        raise HarnessError("the %s layer: %s in %s (build it with `make %s`, or set %s to its "
+                           "zip for this machine)" % (kind.name, what, REPO / kind.folder,
+                                                      kind.target, kind.variables[0]))
+    return found[0]
+
+
+def other_architecture_zip(archive: Path) -> Path:
+    """The zip of the other architecture beside `archive` (by the tag in its name)."""
+    for ours, theirs in (("amd64", "arm64"), ("arm64", "amd64")):
+        if "-%s-" % ours in archive.name:
+            return archive.with_name(archive.name.replace("-%s-" % ours, "-%s-" % theirs))
+    raise HarnessError("cannot tell the architecture of %s from its name" % archive.name)
 
 
 def unpack_layer(archive: Path, dest: Path) -> Path:
@@ -220,19 +262,6 @@ class RieRun:
             return "Telemetry API drain: %s" % self.telemetry_lines()[0]
         return "no Telemetry API in the collector's log: it exports as data arrives"
 
-    def synchronous_export_reason(self, exporter: str) -> Optional[str]:
-        """Why this run's collector is expected to export on the invoke's path, or None.
-        A collector on its "no freeze" path exports in the background: None."""
-        if self.fallback_line:
-            return ("the collector exports synchronously, the emulator having no usable "
-                    "Telemetry API: %s" % self.fallback_line)
-        if self.no_freeze_line:
-            return None
-        if not self.telemetry_lines() and exporter in SYNCHRONOUS_EXPORTERS:
-            return ("this collector has no Telemetry API path and its %s exporter sends "
-                    "synchronously (collector/README.md, issue 12)" % exporter)
-        return None
-
     @property
     def init_ms(self) -> Optional[float]:
         """The emulator's measure of the first init (extensions and runtime up to /next)."""
@@ -282,6 +311,7 @@ def run_function(workdir: Path, label: str, driver_python: Path, rie: Path, laye
         "task": [str(FUNCTION_DIR)],
         "runtime": runtime.folders,
         "lang": [runtime.interp.prefix],
+        "runtime_version": runtime.version,
         "rie": str(rie),
         "region": REGION,
         "function_name": FUNCTION_NAME,

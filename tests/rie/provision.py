@@ -1,5 +1,6 @@
 """Fetches and caches the third-party software the RIE tests run: AWS's Runtime Interface
-Emulator, moto's server, and what Lambda's python3.8/3.9 runtime holds in /var/runtime.
+Emulator, moto's server, and what Lambda's python3.8/3.9 and python3.12/3.13 runtimes hold in
+/var/runtime.
 
 Everything lives under the layerbuild cache root (tests/pylib/layerbuild_env.py finds it as the
 binary does), in rie/, keyed by version, and is
@@ -8,7 +9,7 @@ renamed into place only when complete, under a lock, so an interrupted or concur
 never leaves a half-built item.
 
 Run as a script to provision ahead of the tests (`make provision` does, so CI does):
-    python3 tests/rie/provision.py [--python 3.8] [--python 3.9]
+    python3 tests/rie/provision.py [--python 3.12] ...
 """
 
 import argparse
@@ -38,7 +39,7 @@ MOTO_REQUIREMENT = "moto[server]==5.2.1"
 # What Lambda's python3.8/3.9 runtimes held in /var/runtime in late 2023: the runtime
 # interface client and the AWS SDK, with urllib3 1.26 (the layer leaves boto* and urllib3
 # out and relies on these). Pinned whole, so the set does not drift with new releases.
-RUNTIME_REQUIREMENTS = (
+RUNTIME_REQUIREMENTS_2023 = (
     "awslambdaric==2.2.1",
     "simplejson==3.19.2",
     "boto3==1.29.1",
@@ -49,6 +50,39 @@ RUNTIME_REQUIREMENTS = (
     "six==1.16.0",
     "urllib3==1.26.18",
 )
+
+# A stand-in for what Lambda's python3.12/3.13 runtimes (Amazon Linux 2023) hold in 2026,
+# pinned whole like the set above:
+# - awslambdaric 4.2.2: the newest release, with wheels for 3.12 and 3.13 (2.2.1 has none);
+#   since 3.x it needs simplejson and snapshot-restore-py (SnapStart's restore hooks).
+# - urllib3 2.6.3: the runtimes moved from 1.26 to 2.x; AWS's base-image scans list 2.6.3 in
+#   python:3.12 and 3.13 in May 2026 (1.26.19 until December 2025). The current layer's
+#   instrumentations must work with urllib3 2, so the 2023 set's 1.26 would prove less.
+# - boto3/botocore 1.43.7: a 2026 release that takes urllib3 2 (botocore allows <3 on
+#   Python 3.10+). Lambda moves the runtimes' SDK with every runtime update, so no pin is
+#   exactly what a function sees on a given day; this one is of the 2026 line (AWS's 3.12
+#   and 3.13 images held 1.38.36 in August 2025). s3transfer, jmespath, python-dateutil and
+#   six are the versions pip resolves boto3 1.43.7 to.
+RUNTIME_REQUIREMENTS_2026 = (
+    "awslambdaric==4.2.2",
+    "simplejson==4.3.0",
+    "snapshot-restore-py==1.0.0",
+    "boto3==1.43.7",
+    "botocore==1.43.7",
+    "s3transfer==0.17.1",
+    "jmespath==1.1.0",
+    "python-dateutil==2.9.0.post0",
+    "six==1.17.0",
+    "urllib3==2.6.3",
+)
+
+# Which set stands in for each runtime's /var/runtime.
+RUNTIME_REQUIREMENTS = {
+    "3.8": RUNTIME_REQUIREMENTS_2023,
+    "3.9": RUNTIME_REQUIREMENTS_2023,
+    "3.12": RUNTIME_REQUIREMENTS_2026,
+    "3.13": RUNTIME_REQUIREMENTS_2026,
+}
 
 INSTALL_TIMEOUT = 900
 
@@ -156,9 +190,17 @@ def moto_python() -> Path:
 # ---------------------------------------------------------------------- the Python runtime
 
 
+def runtime_requirements(version: str) -> tuple:
+    """The pinned /var/runtime set of runtime `version` ("3.12")."""
+    if version not in RUNTIME_REQUIREMENTS:
+        raise ProvisionError("no /var/runtime package set for python%s (tests/rie/provision.py "
+                             "has one for %s)" % (version, ", ".join(RUNTIME_REQUIREMENTS)))
+    return RUNTIME_REQUIREMENTS[version]
+
+
 def runtime_packages(interp: Interpreter) -> Path:
-    """A folder with RUNTIME_REQUIREMENTS installed for `interp` (Lambda's /var/runtime)."""
-    return pip_target("runtime", RUNTIME_REQUIREMENTS, interp, "awslambdaric",
+    """A folder with the runtime's pinned set installed for `interp` (Lambda's /var/runtime)."""
+    return pip_target("runtime", runtime_requirements(interp.version), interp, "awslambdaric",
                       "the python%s runtime packages" % interp.version)
 
 
@@ -192,13 +234,14 @@ def pip_target(kind: str, requirements, interp: Interpreter, marker: str, what: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", action="append", default=None,
-                        help="runtime version to provision (default: 3.8 and 3.9)")
+                        help="runtime version to provision (default: every one the tests run: %s)"
+                        % ", ".join(RUNTIME_REQUIREMENTS))
     args = parser.parse_args()
     started = time.monotonic()
     try:
         print("aws-lambda-rie: %s" % rie_binary())
         print("moto: %s" % moto_python())
-        for version in args.python or ["3.8", "3.9"]:
+        for version in args.python or list(RUNTIME_REQUIREMENTS):
             interp = find_interpreter(version)
             if interp is None:
                 print("python%s: not found (looked at %s)"

@@ -11,7 +11,8 @@ It lays out the file system as Lambda has it (read-only binds; the host is untou
     /var/runtime  the runtime's bootstrap and packages (awslambdaric, boto3, ...)
     /var/lang     the Python installation that plays the runtime's interpreter
 and brings up loopback, the only network there is (sandbox.localdomain resolves to it, as
-Lambda's sandbox name does). On 127.0.0.1 it serves what the function
+Lambda's sandbox name does). The emulator gets a binfmt_misc of its own, empty as Lambda has
+it (without_binfmt_handlers). On 127.0.0.1 it serves what the function
 and its collector talk to: an HTTP target the function calls, an OTLP/HTTP receiver, and
 moto's server (X-Ray, S3), each backend optionally answering late. Then it starts the
 emulator with a clean Lambda environment, sends the invocations one by one (timed), sends
@@ -26,6 +27,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -352,16 +354,46 @@ def function_env(spec, workdir, urls):
     return env
 
 
+# Run by /bin/sh as the emulator's launcher; $0 is an empty folder, "$@" the emulator's command.
+PRIVATE_BINFMT = """\
+if mount -t binfmt_misc binfmt_misc "$0" 2>/dev/null; then
+    echo "sandbox: binfmt_misc: a private, empty instance" >&2
+else
+    echo "sandbox: binfmt_misc: the host's (a private one needs Linux 6.7 or later)" >&2
+fi
+exec "$@"
+"""
+
+
+def without_binfmt_handlers(argv, workdir):
+    """`argv` run in a user and mount namespace of its own whose binfmt_misc is a fresh, empty
+    instance (Linux 6.7+ gives each user namespace that mounts one its own). Lambda has no
+    binfmt handlers, so a binary of the other architecture fails there with `exec format
+    error`; a host with qemu-user-static registered would run it instead. Only root is
+    mapped, which is who owns everything the run reads. The launcher says in the emulator's
+    log which binfmt_misc the run had."""
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    probe = [unshare, "--user", "--map-root-user", "--mount", "true"]
+    if not (unshare and mount) or subprocess.run(probe, capture_output=True).returncode != 0:
+        return ["/bin/sh", "-c", 'echo "sandbox: binfmt_misc: the host\'s (no user namespace '
+                'here)" >&2; exec "$@"', "sh"] + argv
+    folder = workdir / "binfmt"
+    folder.mkdir(exist_ok=True)
+    return ([unshare, "--user", "--map-root-user", "--mount", "--", "/bin/sh", "-c",
+             PRIVATE_BINFMT.replace("mount -t", mount + " -t"), str(folder)] + argv)
+
+
 def drive_emulator(spec, env, workdir, target_url, result):
     """Start the emulator, send the invocations one by one, then SIGTERM it."""
     port = free_port()
     result["ports"]["rie"] = port
     result["invoked_at"] = time.time()
+    argv = without_binfmt_handlers([spec["rie"], "--log-level", "debug",
+                                    "--runtime-interface-emulator-address",
+                                    "127.0.0.1:%d" % port], workdir)
     with open(workdir / "rie.stdout", "wb") as stdout, open(workdir / "rie.stderr", "wb") as stderr:
-        rie = subprocess.Popen(
-            [spec["rie"], "--log-level", "debug",
-             "--runtime-interface-emulator-address", "127.0.0.1:%d" % port],
-            env=env, cwd="/", stdout=stdout, stderr=stderr, start_new_session=True)
+        rie = subprocess.Popen(argv, env=env, cwd="/", stdout=stdout, stderr=stderr,
+                               start_new_session=True)
     if not wait_for_port(port, 30, rie):
         result["errors"].append("the emulator did not listen on 127.0.0.1:%d" % port)
     else:
