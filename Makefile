@@ -14,15 +14,19 @@ HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(ARM_ZIP),$(X86_ZIP)
 EXAMPLE := examples/python3.10-3.13/layer.yaml
 EX_X86_ZIP := dist/example/aws-otel-python-py310-313-amd64-ver-1-20-0.zip
 EX_ARM_ZIP := dist/example/aws-otel-python-py310-313-arm64-ver-1-20-0.zip
+# The current layer: OpenTelemetry Python 1.45.1 / 0.66b1 on python3.10 to python3.14.
+CURRENT := examples/current/layer.yaml
+CUR_X86_ZIP := dist/current/aws-otel-python-current-amd64-ver-1-45-1.zip
+CUR_ARM_ZIP := dist/current/aws-otel-python-current-arm64-ver-1-45-1.zip
 
-.PHONY: test provision lint rust-test layers install-check python-test rie smoke example bench clean
+.PHONY: test provision lint rust-test layers current install-check python-test rie smoke example current-smoke bench clean
 
 ## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
 ## install as the README gives it, the Python tests of the wrapper and shim, the layer under
-## AWS's Runtime Interface Emulator, the smoke run of both layers, and the python3.10-3.13
-## example built and smoked.
-test: provision lint layers rust-test install-check python-test rie smoke example
+## AWS's Runtime Interface Emulator, the smoke run of both layers, the python3.10-3.13
+## example built and smoked, and the current layer (examples/current) built, verified and smoked.
+test: provision lint layers current rust-test install-check python-test rie smoke example current-smoke
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 ## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
@@ -78,6 +82,22 @@ example:
 	$(LAYERBUILD) plan --spec $(EXAMPLE) | grep -A6 'python size' | head -14
 	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
 	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
+
+## The current layer (examples/current: OpenTelemetry 1.45.1 / 0.66b1, python3.10 to 3.14), both
+## architectures, with bytecode for every runtime (the spec says `bytecode: always`): python3.14's
+## CPython comes from a Debian forky root, prepared once and cached (`layerbuild python fetch`).
+current:
+	$(CARGO) build $(PROFILE)
+	$(LAYERBUILD) python fetch python3.14
+	$(LAYERBUILD) --spec $(CURRENT) --out dist/current
+	$(LAYERBUILD) verify $(CUR_X86_ZIP) $(CUR_ARM_ZIP)
+
+## The current layer run: on x86_64 under every runtime (pyenv's 3.10-3.13, forky's 3.14); the
+## arm64 layer under qemu with Debian's 3.11 (bookworm), 3.13 (trixie) and 3.14 (forky), 3.10 and
+## 3.12 checked statically.
+current-smoke: current
+	$(LAYERBUILD) smoke $(CUR_X86_ZIP) --free-ports --foreign-python require
+	$(LAYERBUILD) smoke $(CUR_ARM_ZIP) --free-ports --foreign-python require
 
 bench:
 	python3 bench/bench.py
