@@ -18,6 +18,7 @@ EX_ARM_ZIP := dist/example/aws-otel-python-py310-313-arm64-ver-1-20-0.zip
 CURRENT := examples/current/layer.yaml
 CUR_X86_ZIP := dist/current/aws-otel-python-current-amd64-ver-1-45-1.zip
 CUR_ARM_ZIP := dist/current/aws-otel-python-current-arm64-ver-1-45-1.zip
+CUR_HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(CUR_ARM_ZIP),$(CUR_X86_ZIP))
 
 .PHONY: test provision lint rust-test layers current install-check python-test rie smoke example current-smoke bench clean
 
@@ -30,7 +31,8 @@ test: provision lint layers current rust-test install-check python-test rie smok
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 ## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
-## moto's server (a venv) and Lambda's runtime packages for python3.8/3.9 (reused when cached).
+## moto's server (a venv) and Lambda's runtime packages for python3.8/3.9 and 3.12/3.13 (reused
+## when cached).
 provision:
 	scripts/provision
 	python3 tests/rie/provision.py
@@ -39,7 +41,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
 
-rust-test: layers
+rust-test: layers current
 	$(CARGO) test $(PROFILE) -- --include-ignored
 
 ## The default layer for both architectures, from layer.yaml.
@@ -59,10 +61,10 @@ install-check: layers
 python-test: layers
 	LAYERBUILD_LAYER_ZIP=$(X86_ZIP) LAYERBUILD_BIN=$(CURDIR)/$(LAYERBUILD) python3 -m pytest tests/python -q -rs
 
-## The default layer under AWS's Runtime Interface Emulator in private namespaces, with
-## moto's X-Ray and S3, on python3.9 and python3.8 (needs root; see README.md).
-rie: layers
-	LAYERBUILD_RIE_ZIP=$(HOST_ZIP) python3 -m pytest tests/rie -q -rsxX
+## The default layer (python3.9, python3.8) and the current layer (python3.12, python3.13) under
+## AWS's Runtime Interface Emulator in private namespaces, with moto's X-Ray and S3 (needs root).
+rie: layers current
+	LAYERBUILD_RIE_ZIP=$(HOST_ZIP) LAYERBUILD_RIE_CURRENT_ZIP=$(CUR_HOST_ZIP) python3 -m pytest tests/rie -q -rsxX
 
 ## A local Lambda cold start and invocations of each layer. The other architecture's layer
 ## runs under qemu-user with a Debian root's CPython (python3.9; 3.8 is checked statically),
