@@ -6,7 +6,9 @@ Lambda at ``otel_wrapper.lambda_handler``. When the runtime imports this module,
 1. loads the function's real handler from ``ORIG_HANDLER``
    (``module.function``, ``package.module.function`` or ``dir/sub/module.function``);
 2. wraps it with opentelemetry-instrumentation-aws-lambda, which opens a span per
-   invocation and flushes the tracer and meter providers after a normal return;
+   invocation and flushes the tracer and meter providers after a normal return (unless the
+   auto-instrumentation has already applied that instrumentation at start-up, as newer
+   releases do);
 3. exposes the result as ``lambda_handler``, which also flushes both providers when the
    handler raises (the instrumentation skips its flush on that path, and Lambda may freeze
    the sandbox as soon as the error is reported, so unflushed spans would be lost).
@@ -87,13 +89,20 @@ def load_handler(handler):
 
 
 def _instrument(module, function_name):
-    """Wrap module.function_name with the aws-lambda instrumentation."""
+    """Wrap module.function_name with the aws-lambda instrumentation, unless it is already."""
+    instrumentor = AwsLambdaInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        # Newer releases (0.66b1, not 0.41b0) also register the instrumentation as an entry
+        # point, which the auto-instrumentation (sitecustomize) applies at start-up to the
+        # same ORIG_HANDLER: the handler is wrapped already, and a second instrument() would
+        # only log "Attempting to instrument while already instrumented".
+        return getattr(module, function_name)
     # The instrumentation reads the handler from ORIG_HANDLER and imports it by name, so
     # hand it the dotted form while it runs.
     saved = os.environ.get(ORIG_HANDLER)
     os.environ[ORIG_HANDLER] = "%s.%s" % (module.__name__, function_name)
     try:
-        AwsLambdaInstrumentor().instrument()
+        instrumentor.instrument()
     finally:
         if saved is None:
             del os.environ[ORIG_HANDLER]

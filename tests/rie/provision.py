@@ -158,12 +158,19 @@ def moto_python() -> Path:
 
 def runtime_packages(interp: Interpreter) -> Path:
     """A folder with RUNTIME_REQUIREMENTS installed for `interp` (Lambda's /var/runtime)."""
-    key = hashlib.sha256("\n".join(RUNTIME_REQUIREMENTS).encode()).hexdigest()[:12]
-    final = rie_cache() / "runtime" / ("python%s-%s" % (interp.full_version, key))
-    if (final / "awslambdaric").is_dir():
+    return pip_target("runtime", RUNTIME_REQUIREMENTS, interp, "awslambdaric",
+                      "the python%s runtime packages" % interp.version)
+
+
+def pip_target(kind: str, requirements, interp: Interpreter, marker: str, what: str) -> Path:
+    """A cached `pip install --no-deps --target` of `requirements` (a complete pinned set) for
+    `interp`, under rie/<kind>/; `marker` is a folder that only a finished install has."""
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    final = rie_cache() / kind / ("python%s-%s" % (interp.full_version, key))
+    if (final / marker).is_dir():
         return final
-    with _locked("runtime"):
-        if (final / "awslambdaric").is_dir():
+    with _locked(kind):
+        if (final / marker).is_dir():
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
@@ -172,13 +179,11 @@ def runtime_packages(interp: Interpreter) -> Path:
             # The runtime's own pip, so wheels and bytecode are for that Python.
             _run([interp.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
                   "--no-deps", "--only-binary=:all:", "--target", str(staging)]
-                 + list(RUNTIME_REQUIREMENTS),
-                 "installing the python%s runtime packages" % interp.version)
+                 + list(requirements), "installing " + what)
             if final.exists():
                 shutil.rmtree(final)
             staging.rename(final)
-            _say("installed the python%s runtime packages in %.1f s"
-                 % (interp.version, time.monotonic() - started))
+            _say("installed %s in %.1f s" % (what, time.monotonic() - started))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return final

@@ -54,14 +54,16 @@ def otel_state():
 
     meter_provider = metrics.get_meter_provider()
     config = getattr(meter_provider, "_sdk_config", None)
+    # SDK 1.20 keeps the readers in its configuration, 1.45 on the provider itself.
+    found = getattr(config, "metric_readers", getattr(meter_provider, "_metric_readers", None))
     readers = None
-    if config is not None:
+    if found is not None:
         readers = [
             {
                 "reader": qualname(reader),
                 "exporter": qualname(reader._exporter) if hasattr(reader, "_exporter") else None,
             }
-            for reader in config.metric_readers
+            for reader in found
         ]
     state["meter_provider"] = {"class": qualname(meter_provider), "readers": readers}
     try:
