@@ -105,7 +105,8 @@ def sdk_layer(request, tmp_path_factory):
 
 def _outcome(run):
     env = dict(run.record["env"])
-    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "LBTEST_OUT", "LBTEST_STARTS"):
+    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "OTEL_LAMBDA_UPSTREAM_START", "LBTEST_OUT",
+                 "LBTEST_STARTS"):
         env.pop(name, None)
     return {"argv": run.record["argv"], "executable": run.record["executable"],
             "sys_path": run.record["sys_path"], "env": env,
@@ -117,7 +118,8 @@ def test_shortcut_matches_the_console_script(version_layer, tmp_path, pythonpath
     entries = {"lambda-like": version_layer.runtime_path, "empty": [],
                "cwd-there": [str(FAKE_TASK)] + version_layer.runtime_path}[pythonpath]
     extra = {"PYTHONPATH": ":".join(entries)}
-    fast, fast_starts = version_layer.run(tmp_path, "shortcut", extra, ARGS)
+    fast, fast_starts = version_layer.run(
+        tmp_path, "shortcut", dict(extra, OTEL_LAMBDA_UPSTREAM_START="true"), ARGS)
     real, real_starts = version_layer.run(
         tmp_path, "console", dict(extra, OTEL_LAMBDA_USE_INSTRUMENT_COMMAND="true"), ARGS)
     assert len(real_starts) == 2 and "bin/opentelemetry-instrument" in real_starts[0], real_starts
