@@ -129,6 +129,135 @@ def over_bare(got, shapes=tuple(HANDLERS)):
     return out
 
 
+def _proc_cpu_ms(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def collector_first_next(layer, runs):
+    """The collector extension's time from exec to its first event/next: [(wall ms, cpu ms)].
+    A stand-in Extensions API on 127.0.0.1 registers it, accepts its Telemetry API subscription
+    and answers that first next with SHUTDOWN; the config is the layer's with free ports."""
+    import http.server
+    import json
+    import socket
+    import threading
+
+    def free_port():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    out = []
+    with tempfile.TemporaryDirectory() as work:
+        config = Path(work) / "config.yaml"
+        text = (Path(layer) / "collector-config" / "config.yaml").read_text()
+        config.write_text(text.replace("localhost:4317", "localhost:%d" % free_port())
+                          .replace("localhost:4318", "localhost:%d" % free_port()))
+        for _ in range(runs):
+            seen = {}
+
+            class Api(http.server.BaseHTTPRequestHandler):
+                def _reply(self, body):
+                    data = json.dumps(body).encode()
+                    self.send_response(200)
+                    self.send_header("Lambda-Extension-Identifier", "bench-extension")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+                def do_POST(self):  # noqa: N802 (register)
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self._reply({"functionName": "bench-fn", "functionVersion": "$LATEST",
+                                 "handler": "plain.handler"})
+
+                def do_PUT(self):  # noqa: N802 (Telemetry API subscription)
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self._reply({})
+
+                def do_GET(self):  # noqa: N802 (event/next)
+                    if "wall" not in seen:
+                        seen["wall"] = (time.perf_counter() - seen["start"]) * 1000
+                        seen["cpu"] = _proc_cpu_ms(seen["pid"])
+                    self._reply({"eventType": "SHUTDOWN", "shutdownReason": "spindown",
+                                 "deadlineMs": int(time.time() * 1000) + 2000})
+
+                def log_message(self, *args):
+                    pass
+
+            api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+            threading.Thread(target=api.serve_forever, daemon=True).start()
+            env = {"PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1",
+                   "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % api.server_address[1],
+                   "OPENTELEMETRY_COLLECTOR_CONFIG_URI": str(config),
+                   "OPENTELEMETRY_EXTENSION_TELEMETRY_LISTENER_HOST": "127.0.0.1"}
+            seen["start"] = time.perf_counter()
+            proc = subprocess.Popen([str(Path(layer) / "extensions" / "collector")], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            seen["pid"] = proc.pid
+            try:
+                _, err = proc.communicate(timeout=60)
+            finally:
+                api.shutdown()
+                api.server_close()
+            if "wall" not in seen:
+                raise SystemExit("coldinit: the collector never asked for an event:\n"
+                                 + err.decode()[-2000:])
+            out.append((seen["wall"], seen["cpu"]))
+    return out
+
+
+def peer_layer(lock_pins, interp, dest):
+    """Upstream's recipe for the same packages: `pip install --target` (cached), the layer's
+    wrapper and shim, no valid bytecode (pip's is for the build host and zip tools break its
+    timestamps; /opt is read-only, so nothing is written at start either)."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests" / "pylib"))
+    from otel_sets import assemble_layer
+    from provision import pip_target
+
+    tree = pip_target("bench-peer", lock_pins, interp, "opentelemetry",
+                      "the pip-built peer for python%s" % interp.version)
+    assemble_layer(tree, dest)
+    for cache in list(Path(dest).rglob("__pycache__")):
+        shutil.rmtree(cache)
+    return dest
+
+
+# How each subject starts: ours through the quick start-up, ours through upstream's sitecustomize,
+# the pip-built peer through the opentelemetry-instrument console script as upstream's wrapper.
+QUICK = {}
+UPSTREAM = {"OTEL_LAMBDA_UPSTREAM_START": "true"}
+CONSOLE_SCRIPT = {"OTEL_LAMBDA_UPSTREAM_START": "true", "OTEL_LAMBDA_USE_INSTRUMENT_COMMAND": "true"}
+
+
+def table(title, version, ours, peer, runs):
+    """Prints init CPU over bare for both handler shapes: ours (quick and upstream start-up)
+    and the pip-built peer, medians of `runs` alternating runs."""
+    with tempfile.TemporaryDirectory() as work:
+        stage = Stage(version, work)
+        subjects = {"bare": (None, None), "ours, quick start-up": (ours, QUICK),
+                    "ours, upstream start-up": (ours, UPSTREAM),
+                    "pip-built peer": (peer, CONSOLE_SCRIPT)}
+        got = measure(stage, subjects, runs)
+    over = over_bare(got)
+    print("%s, python%s: init CPU over bare, exec wrapper to handler module imported "
+          "(median of %d alternating runs; bare: %s)" % (
+              title, version, runs, ", ".join("%s %.0f ms" % (shape, statistics.median(
+                  got[("bare", shape)])) for shape in HANDLERS)))
+    print("  %-26s %18s %18s" % ("", *HANDLERS))
+    for name in subjects:
+        if name != "bare":
+            print("  %-26s %15.0f ms %15.0f ms" % (name, *(over[(name, s)] for s in HANDLERS)))
+    quick = [over[("ours, quick start-up", s)] for s in HANDLERS]
+    peer_ms = [over[("pip-built peer", s)] for s in HANDLERS]
+    print("  ratio quick/pip-built: %s" % ", ".join("%.2f" % (q / p) for q, p in
+                                                     zip(quick, peer_ms)))
+    return quick
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", required=True)
