@@ -220,6 +220,7 @@ def peer_layer(lock_pins, interp, dest):
 
     tree = pip_target("bench-peer", lock_pins, interp, "opentelemetry",
                       "the pip-built peer for python%s" % interp.version)
+    shutil.rmtree(dest, ignore_errors=True)
     assemble_layer(tree, dest)
     for cache in list(Path(dest).rglob("__pycache__")):
         shutil.rmtree(cache)
