@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKE_RUNTIME, run_wrapper
+from conftest import FAKE_RUNTIME, console_spans, missing, run_wrapper
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "pylib"))
@@ -41,12 +41,6 @@ VOLATILE_ATTRIBUTES = ("aws.request_id",)
 UNUSED_LIBRARY_MODULES = ("opentelemetry.instrumentation.grpc",)
 
 
-def _missing(reason):
-    if os.environ.get("LAYERBUILD_REQUIRE_ALL") == "1":
-        pytest.fail(reason + " (LAYERBUILD_REQUIRE_ALL=1)")
-    pytest.skip(reason)
-
-
 class Target(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (name fixed by the base class)
         self.send_response(200)
@@ -65,7 +59,7 @@ def backends(tmp_path_factory):
     try:
         python = moto_python()
     except Exception as exc:  # provisioning failed: say why
-        _missing("moto is not available: %s" % exc)
+        missing("moto is not available: %s" % exc)
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
     moto = subprocess.Popen([str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -88,7 +82,7 @@ def stage(request, tmp_path_factory):
     otel_set = request.param
     interp = find_interpreter(otel_set.python)
     if interp is None:
-        _missing("no python%s: looked at %s" % (otel_set.python, where_looked(otel_set.python)))
+        missing("no python%s: looked at %s" % (otel_set.python, where_looked(otel_set.python)))
     root = assemble_layer(otel_tree(otel_set, interp),
                           tmp_path_factory.mktemp("quick-" + otel_set.instrumentation) / "opt")
     libs = pip_target("function-libs", FUNCTION_LIBS, interp, "jinja2",
@@ -118,22 +112,6 @@ def _run(stage, backends, tmp_path, name, extra):
     assert "invoke_error" not in run.record and "init_error" not in run.record, \
         (run.record.get("invoke_error") or run.record.get("init_error"), run.stderr)
     return run
-
-
-def _spans(stdout):
-    spans, decoder, at = [], json.JSONDecoder(), 0
-    while True:
-        at = stdout.find("{", at)
-        if at < 0:
-            return spans
-        try:
-            span, end = decoder.raw_decode(stdout, at)
-        except ValueError:
-            at += 1
-            continue
-        if isinstance(span, dict) and "context" in span and "kind" in span:
-            spans.append(span)
-        at = end
 
 
 def _shape(spans):
@@ -175,8 +153,8 @@ def _state(run):
 
 def test_same_spans_and_instrumentors(stage, backends, tmp_path):
     quick, upstream = _both(stage, backends, tmp_path)
-    spans = _shape(_spans(quick.stdout))
-    assert spans == _shape(_spans(upstream.stdout))
+    spans = _shape(console_spans(quick.stdout))
+    assert spans == _shape(console_spans(upstream.stdout))
     names = {s["name"] for s in spans}
     # the function's calls were traced at all (not two empty lists)
     assert {"S3.CreateBucket", "S3.ListBuckets"} <= names, names
@@ -200,13 +178,13 @@ def test_same_spans_and_instrumentors(stage, backends, tmp_path):
 ], ids=["disabled", "sdk-disabled", "id-generator", "propagators", "no-exporter", "resource"])
 def test_upstream_variables_work_the_same(stage, backends, tmp_path, extra):
     quick, upstream = _both(stage, backends, tmp_path, extra)
-    assert _shape(_spans(quick.stdout)) == _shape(_spans(upstream.stdout))
+    assert _shape(console_spans(quick.stdout)) == _shape(console_spans(upstream.stdout))
     assert _state(quick) == _state(upstream)
     assert quick.record["otel"]["instrumented"] == [
         name for name in upstream.record["otel"]["instrumented"]
         if not name.startswith(UNUSED_LIBRARY_MODULES)]
     if "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS" in extra:
-        assert not any(s["name"].startswith("S3.") for s in _spans(quick.stdout))
+        assert not any(s["name"].startswith("S3.") for s in console_spans(quick.stdout))
 
 
 def test_otlp_export_reaches_the_endpoint(stage, backends, tmp_path, otlp_sink):
