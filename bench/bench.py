@@ -2,7 +2,8 @@
 and warm invoke latency with a near and a distant trace backend.
 
 Prints every figure and the ratios; asserts nothing about time (targets are read by people).
-Run as `make bench` from the repository root.
+Run as `make bench` from the repository root; `python3 bench/bench.py init` prints only the
+cold-init table (init CPU over bare against the pip-built peers, bench/coldinit.py).
 """
 import json
 import os
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "pylib"))
 WORK = ROOT / "target" / "bench"
 LAYERBUILD = ROOT / "target" / "release" / "layerbuild"
 LOCK = ROOT / "layer-src" / "requirements.txt"
@@ -220,9 +223,70 @@ def cold_starts(targets):
     return times
 
 
+INIT_RUNS = int(os.environ.get("BENCH_INIT_RUNS", "7"))
+CURRENT_SPEC = Path(os.environ.get("BENCH_CURRENT_SPEC") or ROOT / "examples" / "current" / "layer.yaml")
+# Targets of issue 23: init CPU over bare, both handler shapes.
+INIT_TARGETS = {"default": 150, "current": 100}
+
+
+def current_x86_312():
+    """examples/current/layer.yaml for the one runtime measured (python3.12, x86_64)."""
+    here = CURRENT_SPEC.parent
+    text = CURRENT_SPEC.read_text().replace("../../", f"{ROOT}/")
+    text = text.replace("requirements: requirements.in", f"requirements: {here}/requirements.in")
+    text = text.replace("lock: requirements.txt", f"lock: {here}/requirements.txt")
+    lines = [("runtimes: [python3.12]" if line.startswith("runtimes:") else
+              "architectures: [x86_64]" if line.startswith("architectures:") else line)
+             for line in text.splitlines()]
+    spec = WORK / "current-312.yaml"
+    spec.write_text("\n".join(lines) + "\n")
+    return spec
+
+
+def unzipped(zip_path, dest):
+    shutil.rmtree(dest, ignore_errors=True)
+    run(["unzip", "-q", str(zip_path), "-d", str(dest)])
+    return dest
+
+
+def cold_init(ours_zip):
+    """Init CPU over bare of the default and the current layer against their pip-built peers,
+    and the collector's time to its first event/next (bench/coldinit.py)."""
+    from coldinit import collector_first_next, peer_layer, table
+    from otel_sets import lock_pins
+    from layerbuild_env import find_interpreter
+
+    layers = [("default layer (1.20.0 / 0.41b0)", "default", PEER_PYTHON, LOCK,
+               unzipped(ours_zip, WORK / "init-default"))]
+    if CURRENT_SPEC.is_file():
+        run([str(LAYERBUILD), "--spec", str(current_x86_312()), "--out", str(WORK / "current"), "-q"], cwd=ROOT)
+        current_zip = next((WORK / "current").glob("*amd64*.zip"))
+        layers.append(("current layer (1.45 / 0.66bN)", "current", "3.12",
+                       CURRENT_SPEC.parent / "requirements.txt", unzipped(current_zip, WORK / "init-current")))
+    else:
+        print(f"current layer: {CURRENT_SPEC} is not on this branch; its cold start is not measured")
+    for title, key, version, lock, ours in layers:
+        interp = find_interpreter(version)
+        if interp is None:
+            print(f"{title}: no python{version} here; not measured")
+            continue
+        peer = peer_layer(lock_pins(lock), interp, WORK / f"init-peer-{key}")
+        quick = table(title, version, ours, peer, INIT_RUNS)
+        print(f"  target: quick start-up <= {INIT_TARGETS[key]} ms over bare in both shapes: "
+              f"{'met' if max(quick) <= INIT_TARGETS[key] else 'NOT met'}")
+    first = collector_first_next(layers[0][4], INIT_RUNS)
+    print(f"collector: exec to first event/next (median of {len(first)}): "
+          f"wall {statistics.median(w for w, _ in first):.0f} ms, "
+          f"CPU {statistics.median(c for _, c in first):.0f} ms (clock-tick resolution)")
+
+
 def main():
     WORK.mkdir(parents=True, exist_ok=True)
     run(["cargo", "build", "--release", "-q"], cwd=ROOT)
+    if sys.argv[1:] == ["init"]:  # the cold-init table alone: `python3 bench/bench.py init`
+        run([str(LAYERBUILD), "--out", str(WORK / "ours"), "-q"], cwd=ROOT)
+        cold_init(WORK / "ours" / "aws-otel-python-amd64-ver-1-20-0.zip")
+        return
     # Warm every cache layerbuild has (wheels, collector build, compressed entries).
     run([str(LAYERBUILD), "--out", str(WORK / "ours"), "-q"], cwd=ROOT)
     house = wheelhouse()
@@ -275,6 +339,7 @@ def main():
     print(f"  backend unreachable:      median {statistics.median(response):6.0f} ms response; invoke phase "
           f"(response to freeze) max {max(phase)} ms; {over} of {len(phase)} over Lambda's default "
           f"{LAMBDA_DEFAULT_TIMEOUT_MS} ms timeout  (target: none)")
+    cold_init(ours_zip)
     for arch in ARCHES:
         name = "amd64" if arch == "x86_64" else "arm64"
         m = json.loads((WORK / "ours" / f"aws-otel-python-{name}-ver-1-20-0.manifest.json").read_text())

@@ -11,7 +11,8 @@ Lambda at ``otel_wrapper.lambda_handler``. When the runtime imports this module,
    releases do);
 3. exposes the result as ``lambda_handler``, which also flushes both providers when the
    handler raises (the instrumentation skips its flush on that path, and Lambda may freeze
-   the sandbox as soon as the error is reported, so unflushed spans would be lost).
+   the sandbox as soon as the error is reported, so unflushed spans would be lost);
+4. on SnapStart, reseeds ``random`` after every restore (see ``reseed_after_restore``).
 
 A handler that cannot be loaded raises ``HandlerLoadError`` (an ``ImportError``, which
 Lambda reports as an init error) whose message names the handler string.
@@ -142,6 +143,24 @@ def flush_providers():
             _logger.exception("%s failed to flush after the handler raised", kind)
 
 
+def reseed_after_restore():
+    """Have SnapStart reseed `random` after each restore; True when the runtime has the hook.
+
+    SnapStart (python3.12 and later) starts sandboxes from one snapshot of an initialised one,
+    `random`'s state included: the SDK's trace and span ids (RandomIdGenerator, and the X-Ray
+    generator built on it) would repeat across them. Lambda's runtime runs the hooks registered
+    with snapshot_restore_py after every restore.
+    """
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:  # not a SnapStart-capable runtime
+        return False
+    import random
+
+    register_after_restore(random.seed)  # no argument: seeded from os.urandom
+    return True
+
+
 def _make_lambda_handler():
     handler = os.environ.get(ORIG_HANDLER, "")
     module, function_name = load_handler(handler)
@@ -163,4 +182,5 @@ def _make_lambda_handler():
     return lambda_handler
 
 
+reseed_after_restore()
 lambda_handler = _make_lambda_handler()

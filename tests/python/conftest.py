@@ -292,3 +292,30 @@ def run_layer(layer_dir, runtime, runtime_path, tmp_path, otlp_sink):
                            tmp_path / "record.json", shell=shell)
 
     return run
+
+
+# ------------------------------------------------------------------------- shared helpers
+
+
+def missing(reason):
+    """Skip for a missing environment, or fail when LAYERBUILD_REQUIRE_ALL=1 (CI)."""
+    if os.environ.get("LAYERBUILD_REQUIRE_ALL") == "1":
+        pytest.fail(reason + " (LAYERBUILD_REQUIRE_ALL=1)")
+    pytest.skip(reason)
+
+
+def console_spans(stdout):
+    """The spans the SDK's console exporter printed (one JSON object each), in order."""
+    spans, decoder, at = [], json.JSONDecoder(), 0
+    while True:
+        at = stdout.find("{", at)
+        if at < 0:
+            return spans
+        try:
+            span, end = decoder.raw_decode(stdout, at)
+        except ValueError:
+            at += 1
+            continue
+        if isinstance(span, dict) and "context" in span and "kind" in span:
+            spans.append(span)
+        at = end

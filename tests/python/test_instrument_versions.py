@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAKE_RUNTIME, FAKE_TASK, _fetch_runtime_packages, _find_runtime, base_env, \
-    run_wrapper
+    console_spans, missing, run_wrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
 
@@ -25,12 +25,6 @@ from otel_sets import SETS, assemble_layer, otel_tree  # noqa: E402
 
 WRAPPER = Path(__file__).resolve().parent.parent.parent / "layer-src" / "otel-instrument"
 ARGS = ["plain", "two words", "", "$HOME", "--version", "-c", "line1\nline2"]
-
-
-def _missing(reason):
-    if os.environ.get("LAYERBUILD_REQUIRE_ALL") == "1":
-        pytest.fail(reason + " (LAYERBUILD_REQUIRE_ALL=1)")
-    pytest.skip(reason)
 
 
 def test_every_shortcut_version_has_a_set():
@@ -76,11 +70,11 @@ def _layer(otel_set, tmp_path_factory):
         return _layers[otel_set]
     interp = find_interpreter(otel_set.python)
     if interp is None:
-        _missing("no python%s: looked at %s" % (otel_set.python, where_looked(otel_set.python)))
+        missing("no python%s: looked at %s" % (otel_set.python, where_looked(otel_set.python)))
     runtime = _find_runtime(otel_set.python, tmp_path_factory)
     packages = _fetch_runtime_packages(otel_set.python, tmp_path_factory)
     if packages is None:
-        _missing("pip could not fetch the runtime's urllib3 for python%s" % otel_set.python)
+        missing("pip could not fetch the runtime's urllib3 for python%s" % otel_set.python)
     tree = otel_tree(otel_set, interp)
     root = assemble_layer(tree, tmp_path_factory.mktemp("layer-" + otel_set.instrumentation)
                           / "opt")
@@ -105,7 +99,8 @@ def sdk_layer(request, tmp_path_factory):
 
 def _outcome(run):
     env = dict(run.record["env"])
-    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "LBTEST_OUT", "LBTEST_STARTS"):
+    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "OTEL_LAMBDA_UPSTREAM_START", "LBTEST_OUT",
+                 "LBTEST_STARTS"):
         env.pop(name, None)
     return {"argv": run.record["argv"], "executable": run.record["executable"],
             "sys_path": run.record["sys_path"], "env": env,
@@ -117,7 +112,8 @@ def test_shortcut_matches_the_console_script(version_layer, tmp_path, pythonpath
     entries = {"lambda-like": version_layer.runtime_path, "empty": [],
                "cwd-there": [str(FAKE_TASK)] + version_layer.runtime_path}[pythonpath]
     extra = {"PYTHONPATH": ":".join(entries)}
-    fast, fast_starts = version_layer.run(tmp_path, "shortcut", extra, ARGS)
+    fast, fast_starts = version_layer.run(
+        tmp_path, "shortcut", dict(extra, OTEL_LAMBDA_UPSTREAM_START="true"), ARGS)
     real, real_starts = version_layer.run(
         tmp_path, "console", dict(extra, OTEL_LAMBDA_USE_INSTRUMENT_COMMAND="true"), ARGS)
     assert len(real_starts) == 2 and "bin/opentelemetry-instrument" in real_starts[0], real_starts
@@ -143,21 +139,10 @@ def test_other_version_gets_the_console_script(version_layer, tmp_path):
 
 
 def _invocation_spans(stdout):
-    """The console exporter's spans (JSON objects) of the invocation's request id."""
-    spans, decoder, at = [], json.JSONDecoder(), 0
-    while True:
-        at = stdout.find("{", at)
-        if at < 0:
-            return spans
-        try:
-            span, end = decoder.raw_decode(stdout, at)
-        except ValueError:
-            at += 1
-            continue
-        # 0.41b0 names the attribute faas.execution, 0.66b1 faas.invocation_id.
-        if isinstance(span, dict) and "req-0001" in (span.get("attributes") or {}).values():
-            spans.append(span)
-        at = end
+    """The console exporter's spans of the invocation's request id (0.41b0 names the
+    attribute faas.execution, 0.66b1 faas.invocation_id)."""
+    return [span for span in console_spans(stdout)
+            if "req-0001" in (span.get("attributes") or {}).values()]
 
 
 @pytest.mark.parametrize("handler", ["app.handler", "dir/sub/module.func"])

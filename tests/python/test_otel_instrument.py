@@ -42,9 +42,9 @@ def test_defaults(run_layer, layer_dir, runtime):
     record = run.record
     assert record["version"] == runtime.version
     assert record["executable"] == os.path.realpath(runtime.python)
+    # ... through the layer's quick start-up (the same telemetry as upstream's sitecustomize).
     sitecustomize = record["otel"]["sitecustomize"]
-    assert sitecustomize and "auto_instrumentation" in sitecustomize
-    assert sitecustomize.startswith(str(layer_dir))
+    assert sitecustomize == str(layer_dir / "python" / "otel_lambda_start" / "sitecustomize.py")
 
     # ... and the SDK picked the defaults up.
     otel = record["otel"]
@@ -199,7 +199,7 @@ def test_runtime_command_not_python_uses_python3_from_path(run_layer, runtime, t
     assert run.record["argv"] == ["x y"]
     assert run.record["version"] == runtime.version
     sitecustomize = run.record["otel"]["sitecustomize"]
-    assert sitecustomize and "auto_instrumentation" in sitecustomize
+    assert sitecustomize and "otel_lambda_start" in sitecustomize
 
 
 def test_no_arguments_is_a_usage_error(layer_dir, runtime, runtime_path, tmp_path):
@@ -273,7 +273,7 @@ def test_other_python3_first_in_path_is_not_used(run_layer, runtime, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "decoy python3 ran" not in run.stderr
     assert run.record["version"] == runtime.version
-    assert "auto_instrumentation" in (run.record["otel"]["sitecustomize"] or "")
+    assert "otel_lambda_start" in (run.record["otel"]["sitecustomize"] or "")
 
 
 def test_wrapper_run_twice_keeps_the_original_handler(run_layer, layer_dir, runtime):
@@ -318,7 +318,8 @@ def _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink, name, ext
 
 def _outcome(run):
     env = dict(run.record["env"])
-    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "LBTEST_OUT", "LBTEST_STARTS"):
+    for name in ("OTEL_LAMBDA_USE_INSTRUMENT_COMMAND", "OTEL_LAMBDA_UPSTREAM_START", "LBTEST_OUT",
+                 "LBTEST_STARTS"):
         env.pop(name, None)
     return {
         "argv": run.record["argv"],
@@ -351,8 +352,10 @@ def test_runtime_starts_as_under_opentelemetry_instrument(layer_dir, runtime, ru
                "auto_instrumentation")
     extra = {"PYTHONPATH": ":".join(PYTHONPATH_CASES[case](runtime_path, cwd, auto))}
 
+    # Upstream's start-up (its sitecustomize), reached without the console script.
     fast, fast_starts = _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink,
-                                    "shortcut", extra, cwd)
+                                    "shortcut", dict(extra, OTEL_LAMBDA_UPSTREAM_START="true"),
+                                    cwd)
     real, real_starts = _run_logged(layer_dir, runtime, runtime_path, tmp_path, otlp_sink,
                                     "console-script",
                                     dict(extra, OTEL_LAMBDA_USE_INSTRUMENT_COMMAND="true"), cwd)

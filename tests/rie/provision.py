@@ -204,9 +204,11 @@ def runtime_packages(interp: Interpreter) -> Path:
                       "the python%s runtime packages" % interp.version)
 
 
-def pip_target(kind: str, requirements, interp: Interpreter, marker: str, what: str) -> Path:
+def pip_target(kind: str, requirements, interp: Interpreter, marker: str, what: str,
+               resolve: bool = False) -> Path:
     """A cached `pip install --no-deps --target` of `requirements` (a complete pinned set) for
-    `interp`, under rie/<kind>/; `marker` is a folder that only a finished install has."""
+    `interp`, under rie/<kind>/; `marker` is a folder that only a finished install has. With
+    `resolve`, pip also installs their dependencies (pinned top-level names only)."""
     key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
     final = rie_cache() / kind / ("python%s-%s" % (interp.full_version, key))
     if (final / marker).is_dir():
@@ -220,8 +222,8 @@ def pip_target(kind: str, requirements, interp: Interpreter, marker: str, what: 
             started = time.monotonic()
             # The runtime's own pip, so wheels and bytecode are for that Python.
             _run([interp.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  "--no-deps", "--only-binary=:all:", "--target", str(staging)]
-                 + list(requirements), "installing " + what)
+                  "--only-binary=:all:", "--target", str(staging)]
+                 + ([] if resolve else ["--no-deps"]) + list(requirements), "installing " + what)
             if final.exists():
                 shutil.rmtree(final)
             staging.rename(final)

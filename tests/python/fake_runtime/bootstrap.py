@@ -40,6 +40,25 @@ class FakeContext:
         return 30000
 
 
+def instrumented():
+    """The instrumentor classes applied in this process (module.Class), sorted."""
+    try:
+        from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+    except ImportError:
+        return None
+    found = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("opentelemetry.instrumentation.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, type) and issubclass(value, BaseInstrumentor)
+                    and value is not BaseInstrumentor
+                    and getattr(value.__dict__.get("_instance"), "_is_instrumented_by_opentelemetry",
+                                False)):
+                found.add(qualname(value))
+    return sorted(found)
+
+
 def otel_state():
     from opentelemetry import metrics, propagate, trace
 
@@ -74,6 +93,7 @@ def otel_state():
     except Exception as exc:  # report, do not hide
         state["meter_provider_replaced"] = "error: %r" % (exc,)
 
+    state["instrumented"] = instrumented()
     site = sys.modules.get("sitecustomize")
     state["sitecustomize"] = getattr(site, "__file__", None)
     return state
