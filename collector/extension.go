@@ -111,34 +111,81 @@ func eventLoop(c *extensionClient, rc *runningCollector, lc *lifecycle, sigs <-c
 		case r := <-next:
 			switch {
 			case r.err != nil:
-				shutdown(rc, lc, extensionEvent{})
+				shutdown(rc, lc, time.Now().Add(shutdownBudget))
 				c.fail("exit", "Extension.NextEvent", r.err)
 				return 1
 			case r.ev.EventType == "SHUTDOWN":
 				logger.Debugf("SHUTDOWN (%s)", r.ev.ShutdownReason)
-				return shutdown(rc, lc, r.ev)
+				return shutdown(rc, lc, shutdownDeadline(r.ev))
 			case r.ev.EventType == "INVOKE":
-				lc.afterInvoke(r.ev)
+				if code, over := runInvoke(c, rc, lc, sigs, r.ev); over {
+					return code
+				}
 			}
 		case s := <-sigs:
-			logger.Infof("signal %v: sending what is left and stopping", s)
-			return shutdown(rc, lc, extensionEvent{})
+			return onSignal(rc, lc, s, time.Now().Add(shutdownBudget))
 		case err := <-rc.done:
-			if err == nil {
-				err = errors.New("collector exited before SHUTDOWN")
-			}
-			c.fail("exit", "Extension.CollectorExited", err)
-			return 1
+			return collectorExited(c, err)
 		}
 	}
 }
 
-// shutdown sends what is left and stops the collector, all before Lambda's deadline.
-func shutdown(rc *runningCollector, lc *lifecycle, ev extensionEvent) int {
-	deadline := time.Now().Add(shutdownBudget)
-	if ev.DeadlineMs > 0 {
-		deadline = time.UnixMilli(ev.DeadlineMs)
+// runInvoke runs afterInvoke while watching for a signal and for the collector's exit,
+// which may come at any time, also while the lifecycle waits for the runtime or drains.
+// over: the extension is done, with exit code code.
+func runInvoke(c *extensionClient, rc *runningCollector, lc *lifecycle, sigs <-chan os.Signal, ev extensionEvent) (code int, over bool) {
+	waits, endWaits := context.WithCancel(context.Background())
+	sends, endSends := context.WithCancel(context.Background())
+	defer endWaits()
+	defer endSends()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		lc.afterInvoke(waits, sends, ev)
+	}()
+	select {
+	case <-finished:
+		return 0, false
+	case s := <-sigs:
+		// Sends under way may go on, within the same bound as the drain at shutdown.
+		deadline := time.Now().Add(shutdownBudget)
+		endWaits()
+		cut := time.AfterFunc(time.Until(deadline.Add(-shutdownReserve)), endSends)
+		defer cut.Stop()
+		<-finished
+		return onSignal(rc, lc, s, deadline), true
+	case err := <-rc.done:
+		// No pipeline is left to send through.
+		endWaits()
+		endSends()
+		<-finished
+		return collectorExited(c, err), true
 	}
+}
+
+func onSignal(rc *runningCollector, lc *lifecycle, s os.Signal, deadline time.Time) int {
+	logger.Infof("signal %v: sending what is left and stopping", s)
+	return shutdown(rc, lc, deadline)
+}
+
+func collectorExited(c *extensionClient, err error) int {
+	if err == nil {
+		err = errors.New("collector exited before SHUTDOWN")
+	}
+	c.fail("exit", "Extension.CollectorExited", err)
+	return 1
+}
+
+// shutdownDeadline is Lambda's deadline for SHUTDOWN, or shutdownBudget from now.
+func shutdownDeadline(ev extensionEvent) time.Time {
+	if ev.DeadlineMs > 0 {
+		return time.UnixMilli(ev.DeadlineMs)
+	}
+	return time.Now().Add(shutdownBudget)
+}
+
+// shutdown sends what is left and stops the collector, all before deadline.
+func shutdown(rc *runningCollector, lc *lifecycle, deadline time.Time) int {
 	lc.atShutdown(deadline)
 	if err := rc.stop(deadline); err != nil {
 		logger.Errorf("collector shutdown: %v", err)

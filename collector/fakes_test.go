@@ -155,8 +155,9 @@ type fakeBackend struct {
 	srv      *httptest.Server
 	mu       sync.Mutex
 	delay    time.Duration
+	refuse   int // answer this many requests, the first ones, with 503
 	count    int
-	answered int
+	answered int // requests answered 200
 }
 
 func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
@@ -166,10 +167,15 @@ func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
 		b.mu.Lock()
 		b.count++
 		d := b.delay
+		refuse := b.count <= b.refuse
 		b.mu.Unlock()
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():
+			return
+		}
+		if refuse {
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		b.mu.Lock()
