@@ -15,14 +15,14 @@ EXAMPLE := examples/python3.10-3.13/layer.yaml
 EX_X86_ZIP := dist/example/aws-otel-python-py310-313-amd64-ver-1-20-0.zip
 EX_ARM_ZIP := dist/example/aws-otel-python-py310-313-arm64-ver-1-20-0.zip
 
-.PHONY: test provision lint rust-test layers install-check python-test rie smoke example bench clean
+.PHONY: test provision lint collector-test rust-test layers install-check python-test rie smoke example bench clean
 
-## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
+## Everything CI runs: lint, the collector's Go tests, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
 ## install as the README gives it, the Python tests of the wrapper and shim, the layer under
 ## AWS's Runtime Interface Emulator, the smoke run of both layers, and the python3.10-3.13
 ## example built and smoked.
-test: provision lint layers rust-test install-check python-test rie smoke example
+test: provision lint collector-test layers rust-test install-check python-test rie smoke example
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 ## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
@@ -34,6 +34,13 @@ provision:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
+	@unformatted=$$(gofmt -l collector) && test -z "$$unformatted" || \
+	{ echo "gofmt: these files need \`gofmt -w\`: $$unformatted" >&2; exit 1; }
+
+## The collector's Go tests: vet, then every test under the race detector (the lifecycle
+## against a fake Lambda, the drain, the SHUTDOWN bound, the fallbacks, the configs).
+collector-test:
+	cd collector && go vet ./... && go test -race ./...
 
 rust-test: layers
 	$(CARGO) test $(PROFILE) -- --include-ignored
