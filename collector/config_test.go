@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // loadConfig resolves, converts and validates the config the environment names.
 func loadConfig(t *testing.T) *otelcol.Config {
 	t.Helper()
-	set := collectorSettings(newExportBuffer(), configSourceFromEnv())
+	set := collectorSettings(newExportBuffer(), newTelemetryHub(), configSourceFromEnv())
 	provider, err := otelcol.NewConfigProvider(set.ConfigProviderSettings)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 )
 
-func runExtension(set otelcol.CollectorSettings, buf *exportBuffer, src configSource) int {
+func runExtension(set otelcol.CollectorSettings, buf *exportBuffer, hub *telemetryHub, src configSource) int {
 	api := os.Getenv("AWS_LAMBDA_RUNTIME_API")
 	if api == "" {
 		logger.Errorf("AWS_LAMBDA_RUNTIME_API is not set, so this is not a Lambda extension environment; " +
@@ -40,24 +40,25 @@ func runExtension(set otelcol.CollectorSettings, buf *exportBuffer, src configSo
 	}
 	logger.Infof("registered as %q; config from %s", name, src)
 
-	lc := &lifecycle{buf: buf, drainTimeout: es.drainTimeout}
-	if !es.managedInstances {
-		if tl := startTelemetry(c, es, lc); tl != nil {
-			defer tl.close()
-		}
-	}
-
 	// Lambda sends SHUTDOWN, not signals; treat SIGTERM/SIGINT the same way.
 	set.DisableGracefulShutdown = true
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 
+	// The collector starts before the subscription: its telemetryapi receivers say
+	// which types the one subscription asks for.
 	rc, err := startCollector(set)
 	if err != nil {
 		errType, reason := initFailure(err, src)
 		c.fail("init", errType, reason)
 		return 1
+	}
+	lc := &lifecycle{buf: buf, drainTimeout: es.drainTimeout}
+	if !es.managedInstances {
+		if tl := startTelemetry(c, es, lc, hub); tl != nil {
+			defer tl.close()
+		}
 	}
 	return eventLoop(c, rc, lc, sigs)
 }
@@ -66,14 +67,14 @@ func runExtension(set otelcol.CollectorSettings, buf *exportBuffer, src configSo
 // subscription) batches are sent synchronously, as before the Telemetry API existed,
 // except where the answer is the emulator's Telemetry.NotSupported: no freeze comes,
 // so batches go out in the background.
-func startTelemetry(c *extensionClient, es extensionSettings, lc *lifecycle) *telemetryListener {
+func startTelemetry(c *extensionClient, es extensionSettings, lc *lifecycle, hub *telemetryHub) *telemetryListener {
 	events := newInvokeEvents()
-	tl, err := listenTelemetry(es.listenerHost, es.listenerPort, events)
+	tl, err := listenTelemetry(es.listenerHost, es.listenerPort, events, hub)
 	if err != nil {
 		logger.Warnf("cannot listen for Telemetry API events (%v); exporting synchronously", err)
 		return nil
 	}
-	err = c.subscribeTelemetry(context.Background(), tl.uri)
+	err = c.subscribeTelemetry(context.Background(), tl.uri, hub.types())
 	if errors.Is(err, errTelemetryNotSupported) {
 		tl.close()
 		logger.Infof("the Telemetry API answered %s, as AWS's Runtime Interface Emulator does, whose "+
@@ -88,7 +89,7 @@ func startTelemetry(c *extensionClient, es extensionSettings, lc *lifecycle) *te
 		logger.Warnf("Telemetry API subscription refused (%v); exporting synchronously", err)
 		return nil
 	}
-	logger.Debugf("subscribed to platform events at %s", tl.uri)
+	logger.Debugf("subscribed to Telemetry API types %v at %s", hub.types(), tl.uri)
 	lc.events = events
 	lc.buf.setHolding(true)
 	return tl

@@ -3,6 +3,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
@@ -32,6 +35,7 @@ type fakeLambda struct {
 	mu         sync.Mutex
 	registered []string // events asked for at register
 	listener   string   // destination URI of the subscription
+	types      []string // the types it asked for
 	nextCalls  []nextCall
 	nextCalled chan struct{}
 	errors     []string // "<path> <error type> <message>"
@@ -64,11 +68,13 @@ func (f *fakeLambda) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{}`))
 	case "/2022-07-01/telemetry":
 		var req struct {
+			Types       []string
 			Destination struct{ URI string }
 		}
 		json.Unmarshal(body, &req)
 		f.mu.Lock()
 		f.listener = req.Destination.URI
+		f.types = req.Types
 		f.mu.Unlock()
 		if f.subscribe != 0 {
 			if f.subBody != "" {
@@ -127,18 +133,28 @@ func (f *fakeLambda) shutdown(within time.Duration) {
 // platform POSTs one platform event to the extension's listener, as Lambda does.
 func (f *fakeLambda) platform(eventType, requestID string) {
 	f.t.Helper()
+	f.post(platformEvent(eventType, requestID))
+}
+
+// platformEvent is one event of the batch Lambda POSTs, as JSON.
+func platformEvent(eventType, requestID string) string {
+	return fmt.Sprintf(`{"time":%q,"type":%q,"record":{"requestId":%q,"status":"success"}}`,
+		time.Now().UTC().Format(time.RFC3339Nano), eventType, requestID)
+}
+
+// post POSTs a batch of events, given as JSON objects, to the extension's listener.
+func (f *fakeLambda) post(events ...string) {
+	f.t.Helper()
 	f.mu.Lock()
 	uri := f.listener
 	f.mu.Unlock()
-	body := fmt.Sprintf(`[{"time":%q,"type":%q,"record":{"requestId":%q,"status":"success"}}]`,
-		time.Now().UTC().Format(time.RFC3339Nano), eventType, requestID)
-	resp, err := http.Post(uri, "application/json", strings.NewReader(body))
+	resp, err := http.Post(uri, "application/json", strings.NewReader("["+strings.Join(events, ",")+"]"))
 	if err != nil {
-		f.t.Fatalf("posting %s: %v", eventType, err)
+		f.t.Fatalf("posting events: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		f.t.Fatalf("posting %s: %s", eventType, resp.Status)
+		f.t.Fatalf("posting events: %s", resp.Status)
 	}
 }
 
@@ -157,15 +173,27 @@ type fakeBackend struct {
 	delay    time.Duration
 	refuse   int // answer this many requests, the first ones, with 503
 	count    int
-	answered int // requests answered 200
+	answered int         // requests answered 200
+	logs     []plog.Logs // what reached /v1/logs
 }
 
 func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
 	b := &fakeBackend{delay: delay}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		b.mu.Lock()
 		b.count++
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+				body, _ = io.ReadAll(zr)
+			}
+		}
+		if r.URL.Path == "/v1/logs" {
+			req := plogotlp.NewExportRequest()
+			if req.UnmarshalProto(body) == nil {
+				b.logs = append(b.logs, req.Logs())
+			}
+		}
 		d := b.delay
 		refuse := b.count <= b.refuse
 		b.mu.Unlock()
@@ -192,6 +220,25 @@ func (b *fakeBackend) received() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
+}
+
+// logRecords returns every log record received so far.
+func (b *fakeBackend) logRecords() []plog.LogRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []plog.LogRecord
+	for _, ld := range b.logs {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					out = append(out, lrs.At(k))
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (b *fakeBackend) answers() int {
@@ -255,8 +302,7 @@ func freePort(t *testing.T) string {
 // exporter to backend, and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
 func writeConfig(t *testing.T, receiver, backend string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	cfg := fmt.Sprintf(`
+	useConfigText(t, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
@@ -266,7 +312,13 @@ exporters:
 service:
   pipelines:
     traces: {receivers: [otlp], exporters: [otlphttp]}
-`, receiver, backend)
+`, receiver, backend))
+}
+
+// useConfigText writes cfg to a file and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
+func useConfigText(t *testing.T, cfg string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

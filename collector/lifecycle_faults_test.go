@@ -62,7 +62,7 @@ func TestLatePlatformStartFallsBackForThatInvocationOnly(t *testing.T) {
 // after event/next. The next invocation holds batches again.
 func TestLongFirstInvocationFallsBackForThatInvocationOnly(t *testing.T) {
 	log := captureLog(t)
-	t.Setenv(drainTimeoutEnv, "300")
+	t.Setenv(drainTimeoutEnv, "600")
 	backend := newFakeBackend(t, 0)
 	lambda := newFakeLambda(t, backend)
 	receiver := freePort(t)

@@ -20,10 +20,10 @@ func startExtension(t *testing.T) <-chan int {
 // startExtensionBuffer also returns the buffer, for tests that look at whether it holds.
 func startExtensionBuffer(t *testing.T) (<-chan int, *exportBuffer) {
 	t.Helper()
-	buf := newExportBuffer()
+	buf, hub := newExportBuffer(), newTelemetryHub()
 	src := configSourceFromEnv()
 	rc := make(chan int, 1)
-	go func() { rc <- runExtension(collectorSettings(buf, src), buf, src) }()
+	go func() { rc <- runExtension(collectorSettings(buf, hub, src), buf, hub, src) }()
 	return rc, buf
 }
 
