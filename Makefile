@@ -86,8 +86,11 @@ example:
 	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
 	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
 
+## The layer's benchmarks, then the collector's lifecycle against four backends (at once,
+## 1 s late, 503, unreachable), 20 invocations each: one table line per backend.
 bench:
 	python3 bench/bench.py
+	cd collector && go test -run '^$$' -bench Backends -benchtime 20x .
 
 clean:
 	rm -rf dist target/bench

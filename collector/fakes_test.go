@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,7 @@ import (
 // fakeLambda serves the Extensions and Telemetry APIs. event/next hands out the events
 // the test queues with push, and records, at each call, what the backend had received.
 type fakeLambda struct {
-	t          *testing.T
+	t          testing.TB
 	srv        *httptest.Server
 	subscribe  int    // status for PUT /telemetry; 0: 200 with {}
 	subBody    string // body of that answer when subscribe is set
@@ -46,7 +47,7 @@ type nextCall struct {
 	received int // backend requests seen by then
 }
 
-func newFakeLambda(t *testing.T, backend *fakeBackend) *fakeLambda {
+func newFakeLambda(t testing.TB, backend *fakeBackend) *fakeLambda {
 	f := &fakeLambda{t: t, backend: backend, events: make(chan string, 8), nextCalled: make(chan struct{}, 8)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -173,29 +174,25 @@ type fakeBackend struct {
 	delay    time.Duration
 	refuse   int // answer this many requests, the first ones, with 503
 	count    int
-	answered int         // requests answered 200
-	logs     []plog.Logs // what reached /v1/logs
+	answered int            // requests answered 200
+	logs     []plog.Logs    // what reached /v1/logs
+	spans    map[string]int // span name -> times received at /v1/traces, not refused
 }
 
-func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
-	b := &fakeBackend{delay: delay}
+func newFakeBackend(t testing.TB, delay time.Duration) *fakeBackend {
+	b := &fakeBackend{delay: delay, spans: map[string]int{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		b.mu.Lock()
-		b.count++
 		if r.Header.Get("Content-Encoding") == "gzip" {
 			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
 				body, _ = io.ReadAll(zr)
 			}
 		}
-		if r.URL.Path == "/v1/logs" {
-			req := plogotlp.NewExportRequest()
-			if req.UnmarshalProto(body) == nil {
-				b.logs = append(b.logs, req.Logs())
-			}
-		}
+		b.mu.Lock()
+		b.count++
 		d := b.delay
 		refuse := b.count <= b.refuse
+		b.record(r.URL.Path, body, refuse)
 		b.mu.Unlock()
 		select {
 		case <-time.After(d):
@@ -220,6 +217,41 @@ func (b *fakeBackend) received() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
+}
+
+// record keeps what a request carried: the spans' names (unless refused) and the logs.
+func (b *fakeBackend) record(path string, body []byte, refused bool) {
+	switch path {
+	case "/v1/traces":
+		req := ptraceotlp.NewExportRequest()
+		if !refused && req.UnmarshalProto(body) == nil {
+			countSpans(b.spans, req.Traces())
+		}
+	case "/v1/logs":
+		req := plogotlp.NewExportRequest()
+		if req.UnmarshalProto(body) == nil {
+			b.logs = append(b.logs, req.Logs())
+		}
+	}
+}
+
+func countSpans(into map[string]int, td ptrace.Traces) {
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		ss := td.ResourceSpans().At(i).ScopeSpans()
+		for j := 0; j < ss.Len(); j++ {
+			spans := ss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				into[spans.At(k).Name()]++
+			}
+		}
+	}
+}
+
+// spanCounts returns, per span name, how many times the backend received it.
+func (b *fakeBackend) spanCounts() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.spans)
 }
 
 // logRecords returns every log record received so far.
@@ -265,11 +297,17 @@ func (b *fakeBackend) setDelay(d time.Duration) {
 
 // sdkExport sends one span to the collector's OTLP/HTTP receiver, as the SDK's
 // end-of-invocation flush does, and returns how long the collector took to answer.
-func sdkExport(t *testing.T, receiver string) time.Duration {
+func sdkExport(t testing.TB, receiver string) time.Duration {
+	t.Helper()
+	return sdkExportSpan(t, receiver, "handler")
+}
+
+// sdkExportSpan is sdkExport with a span of the given name.
+func sdkExportSpan(t testing.TB, receiver, name string) time.Duration {
 	t.Helper()
 	td := ptrace.NewTraces()
 	span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	span.SetName("handler")
+	span.SetName(name)
 	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +326,7 @@ func sdkExport(t *testing.T, receiver string) time.Duration {
 }
 
 // freePort returns a local address nothing listens on right now.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -300,7 +338,7 @@ func freePort(t *testing.T) string {
 
 // writeConfig writes a config with an OTLP/HTTP receiver on receiver and an otlphttp
 // exporter to backend, and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
-func writeConfig(t *testing.T, receiver, backend string) {
+func writeConfig(t testing.TB, receiver, backend string) {
 	t.Helper()
 	useConfigText(t, fmt.Sprintf(`
 receivers:
@@ -316,7 +354,7 @@ service:
 }
 
 // useConfigText writes cfg to a file and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
-func useConfigText(t *testing.T, cfg string) {
+func useConfigText(t testing.TB, cfg string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -326,7 +364,7 @@ func useConfigText(t *testing.T, cfg string) {
 }
 
 // captureLog sends the extension's log lines to a buffer for the test's duration.
-func captureLog(t *testing.T) *syncBuffer {
+func captureLog(t testing.TB) *syncBuffer {
 	out := &syncBuffer{}
 	old := logger
 	logger = newLogger(out, "debug")

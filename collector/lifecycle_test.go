@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-func startExtension(t *testing.T) <-chan int {
+func startExtension(t testing.TB) <-chan int {
 	t.Helper()
 	rc, _ := startExtensionBuffer(t)
 	return rc
 }
 
 // startExtensionBuffer also returns the buffer, for tests that look at whether it holds.
-func startExtensionBuffer(t *testing.T) (<-chan int, *exportBuffer) {
+func startExtensionBuffer(t testing.TB) (<-chan int, *exportBuffer) {
 	t.Helper()
 	buf, hub := newExportBuffer(), newTelemetryHub()
 	src := configSourceFromEnv()
@@ -27,7 +27,7 @@ func startExtensionBuffer(t *testing.T) (<-chan int, *exportBuffer) {
 	return rc, buf
 }
 
-func waitExit(t *testing.T, rc <-chan int, within time.Duration) int {
+func waitExit(t testing.TB, rc <-chan int, within time.Duration) int {
 	t.Helper()
 	select {
 	case code := <-rc:
