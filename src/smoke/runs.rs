@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::checks::{before_freeze_check, evaluate, freeze_check, invocation_spans, native_modules_check};
+use super::checks::{
+    before_freeze_check, evaluate, freeze_check, handler_log_check, invocation_spans, native_modules_check,
+};
 use super::emulator::{Outcome, State, TelemetryMode};
 use super::http;
 use super::lifecycle::INVOKE_LIMIT;
@@ -60,6 +62,13 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
         .is_some_and(|i| i.outcome.is_some());
     if cold_answered {
         r.checks = evaluate(&st, r.request_id.as_deref(), &stage.target_body, &got);
+        // The sample handler prints a line; Lambda's Telemetry API streams it only when on.
+        if let Some(id) = r.request_id.as_deref()
+            && ctx.args.handler.is_none()
+            && ctx.args.telemetry_mode() == TelemetryMode::Lambda
+        {
+            r.checks.push(handler_log_check(&st, id, &got));
+        }
         r.checks.push(native_modules_check(ctx.layer, interp.runtime));
         r.checks.push(native::probe_check(
             interp,
