@@ -329,7 +329,7 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let mut p = spawn_streamed("s", &argv, dir.path(), &BTreeMap::new(), dir.path(), None, Some(sink)).unwrap();
+        let p = spawn_streamed("s", &argv, dir.path(), &BTreeMap::new(), dir.path(), None, Some(sink)).unwrap();
         p.exited
             .wait_until(Instant::now() + Duration::from_secs(10), |e| e.then_some(()));
         // The output thread ends when the pipe closes, just after the exit.
