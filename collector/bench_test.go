@@ -31,28 +31,19 @@ func BenchmarkBackends(b *testing.B) {
 		}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			captureLog(b)
 			b.Setenv(logLevelEnv, "fatal") // the collector's lines would break the table
 			backend := newFakeBackend(b, c.delay)
-			lambda := newFakeLambda(b, backend)
-			receiver := freePort(b)
-			writeConfig(b, receiver, c.setup(backend))
-			rc := startExtension(b)
-			lambda.waitNext(10 * time.Second)
+			sb := startSandbox(b, backend, c.setup(backend))
+			lambda, receiver := sb.lambda, sb.receiver
 			b.ResetTimer()
 			var invoke, freeze []time.Duration
 			for i := 0; i < b.N; i++ {
-				id := fmt.Sprintf("r%d", i)
-				lambda.invoke(id, 10*time.Second)
-				lambda.platform(eventStart, id)
-				invoke = append(invoke, sdkExportSpan(b, receiver, id))
-				done := time.Now()
-				lambda.platform(eventRuntimeDone, id)
-				freeze = append(freeze, lambda.waitNext(10*time.Second).at.Sub(done))
+				export, _, froze := lambda.invocation(receiver, fmt.Sprintf("r%d", i))
+				invoke = append(invoke, export)
+				freeze = append(freeze, froze)
 			}
 			b.StopTimer()
-			lambda.shutdown(2 * time.Second)
-			waitExit(b, rc, 3*time.Second)
+			sb.shutdown(b)
 			once, dup := 0, 0
 			for _, n := range backend.spanCounts() {
 				once++

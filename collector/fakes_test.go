@@ -131,6 +131,21 @@ func (f *fakeLambda) shutdown(within time.Duration) {
 		time.Now().Add(within).UnixMilli())
 }
 
+// invocation runs one invocation as Lambda does when its events are on time: INVOKE,
+// platform.start, the SDK's export of a span named id, runtimeDone. It returns how long
+// the export took and the event/next call that followed, with the time from
+// runtimeDone to it (when Lambda would freeze the sandbox).
+func (f *fakeLambda) invocation(receiver, id string) (export time.Duration, next nextCall, freeze time.Duration) {
+	f.t.Helper()
+	f.invoke(id, 10*time.Second)
+	f.platform(eventStart, id)
+	export = sdkExportSpan(f.t, receiver, id)
+	done := time.Now()
+	f.platform(eventRuntimeDone, id)
+	next = f.waitNext(10 * time.Second)
+	return export, next, next.at.Sub(done)
+}
+
 // platform POSTs one platform event to the extension's listener, as Lambda does.
 func (f *fakeLambda) platform(eventType, requestID string) {
 	f.t.Helper()
@@ -340,17 +355,29 @@ func freePort(t testing.TB) string {
 // exporter to backend, and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
 func writeConfig(t testing.TB, receiver, backend string) {
 	t.Helper()
+	writeConfigWith(t, receiver, backend, "")
+}
+
+// writeConfigWith is writeConfig plus, when types is set, a telemetryapi receiver of
+// those types (YAML list) feeding a logs pipeline to the same backend.
+func writeConfigWith(t testing.TB, receiver, backend, types string) {
+	t.Helper()
+	var telemetry, logs string
+	if types != "" {
+		telemetry = "  telemetryapi: {types: " + types + "}\n"
+		logs = "    logs: {receivers: [telemetryapi], exporters: [otlphttp]}\n"
+	}
 	useConfigText(t, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
       http: {endpoint: %q}
-exporters:
+%sexporters:
   otlphttp: {endpoint: %q}
 service:
   pipelines:
     traces: {receivers: [otlp], exporters: [otlphttp]}
-`, receiver, backend))
+%s`, receiver, telemetry, backend, logs))
 }
 
 // useConfigText writes cfg to a file and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.

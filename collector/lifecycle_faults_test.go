@@ -33,14 +33,10 @@ func heldInvocation(t *testing.T, lambda *fakeLambda, backend *fakeBackend, buf 
 // One platform.start later than startWait (a CPU-starved cold start): that invocation
 // exports synchronously, the next one holds batches again.
 func TestLatePlatformStartFallsBackForThatInvocationOnly(t *testing.T) {
-	log := captureLog(t)
 	setVar(t, &startWait, 200*time.Millisecond)
 	backend := newFakeBackend(t, 300*time.Millisecond)
-	lambda := newFakeLambda(t, backend)
-	receiver := freePort(t)
-	writeConfig(t, receiver, backend.srv.URL)
-	rc, buf := startExtensionBuffer(t)
-	lambda.waitNext(10 * time.Second)
+	sb := startSandbox(t, backend, "")
+	lambda, receiver := sb.lambda, sb.receiver
 
 	lambda.invoke("r1", 10*time.Second)
 	time.Sleep(400 * time.Millisecond)
@@ -50,83 +46,56 @@ func TestLatePlatformStartFallsBackForThatInvocationOnly(t *testing.T) {
 	}
 	lambda.platform(eventRuntimeDone, "r1")
 	lambda.waitNext(5 * time.Second)
-	heldInvocation(t, lambda, backend, buf, receiver, "r2")
+	heldInvocation(t, lambda, backend, sb.buf, receiver, "r2")
 
-	lambda.shutdown(2 * time.Second)
-	if code := waitExit(t, rc, 3*time.Second); code != 0 {
-		t.Fatalf("exit %d; log:\n%s", code, log)
-	}
+	sb.shutdown(t)
 }
 
 // A first invocation that runs into its deadline less the drain: its runtimeDone comes
 // after event/next. The next invocation holds batches again.
 func TestLongFirstInvocationFallsBackForThatInvocationOnly(t *testing.T) {
-	log := captureLog(t)
 	t.Setenv(drainTimeoutEnv, "600")
 	backend := newFakeBackend(t, 0)
-	lambda := newFakeLambda(t, backend)
-	receiver := freePort(t)
-	writeConfig(t, receiver, backend.srv.URL)
-	rc, buf := startExtensionBuffer(t)
-	lambda.waitNext(10 * time.Second)
+	sb := startSandbox(t, backend, "")
+	lambda, receiver := sb.lambda, sb.receiver
 
 	lambda.invoke("r1", time.Second)
 	lambda.platform(eventStart, "r1")
 	lambda.waitNext(5 * time.Second)
 	lambda.platform(eventRuntimeDone, "r1")
 	backend.setDelay(300 * time.Millisecond)
-	heldInvocation(t, lambda, backend, buf, receiver, "r2")
+	heldInvocation(t, lambda, backend, sb.buf, receiver, "r2")
 
-	lambda.shutdown(2 * time.Second)
-	if code := waitExit(t, rc, 3*time.Second); code != 0 {
-		t.Fatalf("exit %d; log:\n%s", code, log)
-	}
-	if strings.Contains(log.String(), "until one arrives") {
-		t.Errorf("turned synchronous beyond the one invocation:\n%s", log)
+	sb.shutdown(t)
+	if strings.Contains(sb.log.String(), "until one arrives") {
+		t.Errorf("turned synchronous beyond the one invocation:\n%s", sb.log)
 	}
 }
 
 // A 503 is retried within the drain, not after the exporter's default 5 s: the batch
 // is delivered before event/next, which comes within the drain timeout.
 func TestRefusedSendIsRetriedWithinTheDrain(t *testing.T) {
-	log := captureLog(t)
 	t.Setenv(drainTimeoutEnv, "1s")
 	backend := newFakeBackend(t, 0)
 	backend.refuse = 1
-	lambda := newFakeLambda(t, backend)
-	receiver := freePort(t)
-	writeConfig(t, receiver, backend.srv.URL)
-	rc := startExtension(t)
-	lambda.waitNext(10 * time.Second)
+	sb := startSandbox(t, backend, "")
+	lambda, receiver := sb.lambda, sb.receiver
 
-	lambda.invoke("r1", 10*time.Second)
-	lambda.platform(eventStart, "r1")
-	sdkExport(t, receiver)
-	done := time.Now()
-	lambda.platform(eventRuntimeDone, "r1")
-	next := lambda.waitNext(5 * time.Second)
-	if waited := next.at.Sub(done); waited > 1100*time.Millisecond {
+	if _, _, waited := lambda.invocation(receiver, "r1"); waited > 1100*time.Millisecond {
 		t.Errorf("event/next %v after runtimeDone; the drain timeout is 1s", waited)
 	}
 	if n := backend.answers(); n != 1 {
 		t.Errorf("backend accepted %d batch(es) by event/next; want the refused one retried and delivered", n)
 	}
-	lambda.shutdown(2 * time.Second)
-	if code := waitExit(t, rc, 3*time.Second); code != 0 {
-		t.Fatalf("exit %d; log:\n%s", code, log)
-	}
+	sb.shutdown(t)
 }
 
 // SIGTERM while the lifecycle waits for runtimeDone: the wait ends, the held batch is
 // sent and the extension exits 0, within shutdownBudget.
 func TestSignalDuringAnInvocationShutsDown(t *testing.T) {
-	log := captureLog(t)
 	backend := newFakeBackend(t, 0)
-	lambda := newFakeLambda(t, backend)
-	receiver := freePort(t)
-	writeConfig(t, receiver, backend.srv.URL)
-	rc := startExtension(t)
-	lambda.waitNext(10 * time.Second)
+	sb := startSandbox(t, backend, "")
+	lambda, receiver := sb.lambda, sb.receiver
 
 	lambda.invoke("r1", 10*time.Second)
 	lambda.platform(eventStart, "r1")
@@ -137,8 +106,8 @@ func TestSignalDuringAnInvocationShutsDown(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, rc, 3*time.Second); code != 0 {
-		t.Fatalf("exit %d; log:\n%s", code, log)
+	if code := waitExit(t, sb.rc, 3*time.Second); code != 0 {
+		t.Fatalf("exit %d; log:\n%s", code, sb.log)
 	}
 	if took := time.Since(begin); took >= shutdownBudget {
 		t.Errorf("exit %v after SIGTERM; want within %v", took, shutdownBudget)

@@ -27,6 +27,39 @@ func startExtensionBuffer(t testing.TB) (<-chan int, *exportBuffer) {
 	return rc, buf
 }
 
+// sandbox is the extension started against a fake Lambda and a backend, past Init.
+type sandbox struct {
+	log      *syncBuffer
+	backend  *fakeBackend
+	lambda   *fakeLambda
+	receiver string // the collector's OTLP/HTTP receiver
+	rc       <-chan int
+	buf      *exportBuffer
+}
+
+// startSandbox starts the extension exporting to endpoint ("": the backend) and waits
+// for the end of Init. Set the environment and the backend's answers before.
+func startSandbox(t testing.TB, backend *fakeBackend, endpoint string) *sandbox {
+	t.Helper()
+	sb := &sandbox{log: captureLog(t), backend: backend, lambda: newFakeLambda(t, backend), receiver: freePort(t)}
+	if endpoint == "" {
+		endpoint = backend.srv.URL
+	}
+	writeConfig(t, sb.receiver, endpoint)
+	sb.rc, sb.buf = startExtensionBuffer(t)
+	sb.lambda.waitNext(10 * time.Second)
+	return sb
+}
+
+// shutdown sends SHUTDOWN and wants exit 0.
+func (sb *sandbox) shutdown(t testing.TB) {
+	t.Helper()
+	sb.lambda.shutdown(2 * time.Second)
+	if code := waitExit(t, sb.rc, 3*time.Second); code != 0 {
+		t.Fatalf("exit %d; log:\n%s", code, sb.log)
+	}
+}
+
 func waitExit(t testing.TB, rc <-chan int, within time.Duration) int {
 	t.Helper()
 	select {
@@ -181,13 +214,7 @@ func TestSendCutAtTheDrainDeadlineIsNotSentAgain(t *testing.T) {
 	rc := startExtension(t)
 	lambda.waitNext(10 * time.Second)
 
-	lambda.invoke("r1", 10*time.Second)
-	lambda.platform(eventStart, "r1")
-	sdkExport(t, receiver)
-	done := time.Now()
-	lambda.platform(eventRuntimeDone, "r1")
-	next := lambda.waitNext(5 * time.Second)
-	if waited := next.at.Sub(done); waited > 600*time.Millisecond {
+	if _, _, waited := lambda.invocation(receiver, "r1"); waited > 600*time.Millisecond {
 		t.Errorf("event/next %v after runtimeDone; the drain timeout is 300ms", waited)
 	}
 	if n := strings.Count(log.String(), "dropped 1 batch(es) whose send was cut short"); n != 1 {

@@ -125,26 +125,6 @@ func TestLongAndInvalidLinesAreCutAndMadeValid(t *testing.T) {
 	}
 }
 
-// writeLogsConfig: the test config plus a telemetryapi receiver of the given types
-// feeding a logs pipeline to the same backend.
-func writeLogsConfig(t *testing.T, receiver, backend, types string) {
-	t.Helper()
-	useConfigText(t, fmt.Sprintf(`
-receivers:
-  otlp:
-    protocols:
-      http: {endpoint: %q}
-  telemetryapi:
-    types: %s
-exporters:
-  otlphttp: {endpoint: %q}
-service:
-  pipelines:
-    traces: {receivers: [otlp], exporters: [otlphttp]}
-    logs: {receivers: [telemetryapi], exporters: [otlphttp]}
-`, receiver, types, backend))
-}
-
 // The handler's log line, streamed before runtimeDone, reaches the backend as a log
 // record with its request id before event/next; one subscription asks for both types.
 func TestFunctionLogsArriveBeforeTheFreeze(t *testing.T) {
@@ -152,7 +132,7 @@ func TestFunctionLogsArriveBeforeTheFreeze(t *testing.T) {
 	backend := newFakeBackend(t, 100*time.Millisecond)
 	lambda := newFakeLambda(t, backend)
 	receiver := freePort(t)
-	writeLogsConfig(t, receiver, backend.srv.URL, "[function]")
+	writeConfigWith(t, receiver, backend.srv.URL, "[function]")
 	rc := startExtension(t)
 	lambda.waitNext(10 * time.Second)
 	if !slices.Equal(lambda.types, []string{"function", "platform"}) {
@@ -183,7 +163,7 @@ func TestFunctionLogsArriveBeforeTheFreeze(t *testing.T) {
 func TestUnknownTelemetryTypeFailsInit(t *testing.T) {
 	captureLog(t)
 	lambda := newFakeLambda(t, nil)
-	writeLogsConfig(t, freePort(t), "http://127.0.0.1:9", "[function, logs]")
+	writeConfigWith(t, freePort(t), "http://127.0.0.1:9", "[function, logs]")
 	if code := waitExit(t, startExtension(t), 10*time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}

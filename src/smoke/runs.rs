@@ -62,12 +62,22 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
         .is_some_and(|i| i.outcome.is_some());
     if cold_answered {
         r.checks = evaluate(&st, r.request_id.as_deref(), &stage.target_body, &got);
-        // The sample handler prints a line; Lambda's Telemetry API streams it only when on.
+        // The sample handler prints a line; Lambda's Telemetry API streams it to the extensions
+        // that asked for function records (the layer's collector does with smoke's config).
+        let streamed = st
+            .subscriptions
+            .iter()
+            .any(|s| s.active && s.types.iter().any(|t| t == "function"));
         if let Some(id) = r.request_id.as_deref()
             && ctx.args.handler.is_none()
             && ctx.args.telemetry_mode() == TelemetryMode::Lambda
         {
-            r.checks.push(handler_log_check(&st, id, &got));
+            if streamed {
+                r.checks.push(handler_log_check(&st, id, &got));
+            } else {
+                r.notes
+                    .push("no extension subscribed to function records: the handler's log line is not checked".into());
+            }
         }
         r.checks.push(native_modules_check(ctx.layer, interp.runtime));
         r.checks.push(native::probe_check(
