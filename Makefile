@@ -20,14 +20,14 @@ CUR_X86_ZIP := dist/current/aws-otel-python-current-amd64-ver-1-45-1.zip
 CUR_ARM_ZIP := dist/current/aws-otel-python-current-arm64-ver-1-45-1.zip
 CUR_HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(CUR_ARM_ZIP),$(CUR_X86_ZIP))
 
-.PHONY: test provision lint rust-test layers current install-check python-test rie smoke example current-smoke bench clean
+.PHONY: test provision lint collector-test rust-test layers current install-check python-test rie smoke example current-smoke bench clean
 
-## Everything CI runs: lint, the default layers built for real, Rust unit and end-to-end
+## Everything CI runs: lint, the collector's Go tests, the default layers built for real, Rust unit and end-to-end
 ## tests (the network and toolchain ones too, some of which use the built layers), the
 ## install as the README gives it, the Python tests of the wrapper and shim, the layer under
 ## AWS's Runtime Interface Emulator, the smoke run of both layers, the python3.10-3.13
 ## example built and smoked, and the current layer (examples/current) built, verified and smoked.
-test: provision lint layers current rust-test install-check python-test rie smoke example current-smoke
+test: provision lint collector-test layers current rust-test install-check python-test rie smoke example current-smoke
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
 ## Then fetch and cache what the RIE tests run: AWS's Runtime Interface Emulator (go install),
@@ -40,6 +40,13 @@ provision:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
+	@unformatted=$$(gofmt -l collector) && test -z "$$unformatted" || \
+	{ echo "gofmt: these files need \`gofmt -w\`: $$unformatted" >&2; exit 1; }
+
+## The collector's Go tests: vet, then every test under the race detector (the lifecycle
+## against a fake Lambda, the drain, the SHUTDOWN bound, the fallbacks, the configs).
+collector-test:
+	cd collector && go vet ./... && go test -race ./...
 
 rust-test: layers current
 	$(CARGO) test $(PROFILE) -- --include-ignored
@@ -101,8 +108,11 @@ current-smoke: current
 	$(LAYERBUILD) smoke $(CUR_X86_ZIP) --free-ports --foreign-python require
 	$(LAYERBUILD) smoke $(CUR_ARM_ZIP) --free-ports --foreign-python require
 
+## The layer's benchmarks, then the collector's lifecycle against four backends (at once,
+## 1 s late, 503, unreachable), 20 invocations each: one table line per backend.
 bench:
 	python3 bench/bench.py
+	cd collector && go test -run '^$$' -bench Backends -benchtime 20x .
 
 clean:
 	rm -rf dist target/bench

@@ -30,6 +30,7 @@ type exportBuffer struct {
 	holding bool
 	queue   []send
 	dropped int
+	cut     int           // sends the drain's deadline cut short, dropped rather than sent again
 	wake    chan struct{} // nil unless exported in the background: signalled per held batch
 }
 
@@ -109,16 +110,25 @@ func (b *exportBuffer) pop() (send, bool) {
 	return s, true
 }
 
-// requeue puts back, first in line, a batch whose send the drain deadline cut short.
-func (b *exportBuffer) requeue(s send) {
+// takeCut returns how many sends were cut short since the last call.
+func (b *exportBuffer) takeCut() int {
 	b.mu.Lock()
-	b.queue = append([]send{s}, b.queue...)
+	defer b.mu.Unlock()
+	n := b.cut
+	b.cut = 0
+	return n
+}
+
+func (b *exportBuffer) countCut() {
+	b.mu.Lock()
+	b.cut++
 	b.mu.Unlock()
 }
 
 // drain sends held batches, oldest first, drainWorkers at a time, until none is left
-// or ctx ends. A send cut short by ctx goes back to the queue; a send that fails on its
-// own is dropped (the exporter has logged why). A signal on more (nil: none) starts
+// or ctx ends. A send cut short by ctx is dropped and counted, never sent again: the
+// backend may have the batch already and only its answer be late. A send that fails
+// on its own is dropped too (the exporter has logged why). A signal on more (nil: none) starts
 // batches held since without waiting for the sends under way. It returns the number of
 // batches delivered.
 func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
@@ -162,12 +172,12 @@ func (b *exportBuffer) drain(ctx context.Context, more <-chan struct{}) int {
 			case err == nil:
 				delivered.Add(1)
 			case ctx.Err() != nil:
-				b.requeue(s)
+				b.countCut()
 			}
 			finished <- struct{}{}
 		}()
 	}
-	// Sends honour ctx; give the ones it cut short a moment to hand their batch back.
+	// Sends honour ctx; give the ones it cut short a moment to be counted.
 	waitFor(ctx, &wg, cancelGrace)
 	return int(delivered.Load())
 }

@@ -20,13 +20,15 @@ import (
 
 // components is ADOT collector 0.35.0's Lambda set (one receiver, the exporters
 // awsxray, awsemf, prometheusremotewrite, logging, otlp, otlphttp, the extension
-// sigv4auth) plus the debug exporter that replaced logging upstream, and our
-// lambdabuffer processor, which the config converter places in every pipeline.
-func components(buf *exportBuffer) (otelcol.Factories, error) {
+// sigv4auth) plus the debug exporter that replaced logging upstream, our
+// lambdabuffer processor, which the config converter places in every pipeline, and our
+// telemetryapi receiver (function, extension and platform logs from the Telemetry API).
+func components(buf *exportBuffer, hub *telemetryHub) (otelcol.Factories, error) {
 	var f otelcol.Factories
 	var err error
 	if f.Receivers, err = receiver.MakeFactoryMap(
 		otlpreceiver.NewFactory(),
+		newTelemetryAPIFactory(hub),
 	); err != nil {
 		return f, err
 	}

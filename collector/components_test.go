@@ -18,7 +18,7 @@ func names[T any](m map[component.Type]T) []string {
 }
 
 func TestComponentsAreTheReducedSet(t *testing.T) {
-	f, err := components(newExportBuffer())
+	f, err := components(newExportBuffer(), newTelemetryHub())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestComponentsAreTheReducedSet(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", kind, got, want)
 		}
 	}
-	check("receivers", names(f.Receivers), []string{"otlp"})
+	check("receivers", names(f.Receivers), []string{"otlp", "telemetryapi"})
 	check("processors", names(f.Processors), []string{"lambdabuffer"})
 	check("exporters", names(f.Exporters), []string{"awsemf", "awsxray", "debug", "logging", "otlp", "otlphttp", "prometheusremotewrite"})
 	check("extensions", names(f.Extensions), []string{"sigv4auth"})

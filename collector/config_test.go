@@ -12,9 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/config/configtelemetry"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
@@ -47,7 +49,7 @@ func TestMain(m *testing.M) {
 // loadConfig resolves, converts and validates the config the environment names.
 func loadConfig(t *testing.T) *otelcol.Config {
 	t.Helper()
-	set := collectorSettings(newExportBuffer(), configSourceFromEnv())
+	set := collectorSettings(newExportBuffer(), newTelemetryHub(), configSourceFromEnv())
 	provider, err := otelcol.NewConfigProvider(set.ConfigProviderSettings)
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +250,22 @@ func TestEveryQueueIsOffAndUserTelemetryLevelKept(t *testing.T) {
 	}
 	if lv := cfg.Service.Telemetry.Metrics.Level; lv != configtelemetry.LevelBasic {
 		t.Errorf("telemetry metrics level %v: a level the config sets is kept", lv)
+	}
+}
+
+// Retries fit the drain timeout, so one 503 does not use up the drain waiting 5 s.
+func TestRetriesAreBoundedByTheDrainTimeout(t *testing.T) {
+	t.Setenv(drainTimeoutEnv, "800ms")
+	useConfig(t, configURIEnv, "testdata/queues.yaml")
+	cfg := loadConfig(t)
+	for name, r := range map[string]configretry.BackOffConfig{
+		"otlp":                  cfg.Exporters[component.MustNewID("otlp")].(*otlpexporter.Config).RetryConfig,
+		"otlphttp/backend":      cfg.Exporters[component.MustNewIDWithName("otlphttp", "backend")].(*otlphttpexporter.Config).RetryConfig,
+		"prometheusremotewrite": cfg.Exporters[component.MustNewID("prometheusremotewrite")].(*prometheusremotewriteexporter.Config).BackOffConfig,
+	} {
+		if r.MaxElapsedTime != 800*time.Millisecond || r.InitialInterval != 160*time.Millisecond || r.MaxInterval != 400*time.Millisecond {
+			t.Errorf("%s: retry_on_failure %+v; want retries within the 800ms drain", name, r)
+		}
 	}
 }
 

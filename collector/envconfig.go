@@ -52,20 +52,29 @@ func envOr(name, def string) string {
 	return def
 }
 
-// parseDrainTimeout takes milliseconds ("1500") or a Go duration ("1.5s", "800ms").
+// parseDrainTimeout takes milliseconds ("1500") or a Go duration ("1.5s", "800ms"),
+// and says once when the value is not one.
 func parseDrainTimeout(v string) time.Duration {
+	d, ok := drainTimeoutValue(v)
+	if !ok {
+		logger.Warnf("%s=%q is not a positive duration (milliseconds, or e.g. 1500ms, 2s); using %v",
+			drainTimeoutEnv, v, defaultDrainTimeout)
+	}
+	return d
+}
+
+// drainTimeoutValue is the timeout v names, or the default and false if v names none.
+func drainTimeoutValue(v string) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return defaultDrainTimeout
+		return defaultDrainTimeout, true
 	}
 	d, err := time.ParseDuration(v)
 	if ms, merr := strconv.Atoi(v); merr == nil {
 		d, err = time.Duration(ms)*time.Millisecond, nil
 	}
 	if err != nil || d <= 0 {
-		logger.Warnf("%s=%q is not a positive duration (milliseconds, or e.g. 1500ms, 2s); using %v",
-			drainTimeoutEnv, v, defaultDrainTimeout)
-		return defaultDrainTimeout
+		return defaultDrainTimeout, false
 	}
-	return d
+	return d, true
 }

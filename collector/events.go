@@ -25,11 +25,12 @@ type requestState struct {
 }
 
 type invokeEvents struct {
-	mu      sync.Mutex
-	byID    map[string]*requestState
-	order   []string
-	changed chan struct{} // closed and replaced whenever an event arrives
-	anyDone bool          // a runtimeDone or report has ever arrived
+	mu       sync.Mutex
+	byID     map[string]*requestState
+	order    []string
+	changed  chan struct{} // closed and replaced whenever an event arrives
+	anyStart bool          // an invocation's event of any of the three has ever arrived
+	anyDone  bool          // a runtimeDone or report has ever arrived
 }
 
 func newInvokeEvents() *invokeEvents {
@@ -54,6 +55,7 @@ func (e *invokeEvents) note(eventType, requestID string) {
 		}
 	}
 	st.started = true
+	e.anyStart = true
 	if eventType != eventStart {
 		st.done = true
 		e.anyDone = true
@@ -79,6 +81,13 @@ func (e *invokeEvents) wait(ctx context.Context, requestID string, want func(req
 			return false
 		}
 	}
+}
+
+// everStarted reports whether this sandbox has ever seen an invocation's event.
+func (e *invokeEvents) everStarted() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.anyStart
 }
 
 // everDone reports whether this sandbox has ever seen the runtime finish an invocation.

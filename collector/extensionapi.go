@@ -87,12 +87,13 @@ func (c *extensionClient) fail(phase, errType string, err error) {
 	resp.Body.Close()
 }
 
-// subscribeTelemetry asks for platform events, POSTed to uri. Buffering is Lambda's
-// minimum (1000 events, 256 KiB, 25 ms), so runtimeDone arrives as soon as possible.
-func (c *extensionClient) subscribeTelemetry(ctx context.Context, uri string) error {
+// subscribeTelemetry asks for the given types (platform, function, extension), POSTed
+// to uri. Buffering is Lambda's minimum (1000 events, 256 KiB, 25 ms), so runtimeDone
+// arrives as soon as possible.
+func (c *extensionClient) subscribeTelemetry(ctx context.Context, uri string, types []string) error {
 	body, _ := json.Marshal(map[string]any{
 		"schemaVersion": "2022-12-13",
-		"types":         []string{"platform"},
+		"types":         types,
 		"buffering":     map[string]int{"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
 		"destination":   map[string]string{"protocol": "HTTP", "URI": uri},
 	})

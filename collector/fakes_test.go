@@ -3,9 +3,11 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
@@ -23,7 +27,7 @@ import (
 // fakeLambda serves the Extensions and Telemetry APIs. event/next hands out the events
 // the test queues with push, and records, at each call, what the backend had received.
 type fakeLambda struct {
-	t          *testing.T
+	t          testing.TB
 	srv        *httptest.Server
 	subscribe  int    // status for PUT /telemetry; 0: 200 with {}
 	subBody    string // body of that answer when subscribe is set
@@ -32,6 +36,7 @@ type fakeLambda struct {
 	mu         sync.Mutex
 	registered []string // events asked for at register
 	listener   string   // destination URI of the subscription
+	types      []string // the types it asked for
 	nextCalls  []nextCall
 	nextCalled chan struct{}
 	errors     []string // "<path> <error type> <message>"
@@ -42,7 +47,7 @@ type nextCall struct {
 	received int // backend requests seen by then
 }
 
-func newFakeLambda(t *testing.T, backend *fakeBackend) *fakeLambda {
+func newFakeLambda(t testing.TB, backend *fakeBackend) *fakeLambda {
 	f := &fakeLambda{t: t, backend: backend, events: make(chan string, 8), nextCalled: make(chan struct{}, 8)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -64,11 +69,13 @@ func (f *fakeLambda) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{}`))
 	case "/2022-07-01/telemetry":
 		var req struct {
+			Types       []string
 			Destination struct{ URI string }
 		}
 		json.Unmarshal(body, &req)
 		f.mu.Lock()
 		f.listener = req.Destination.URI
+		f.types = req.Types
 		f.mu.Unlock()
 		if f.subscribe != 0 {
 			if f.subBody != "" {
@@ -124,21 +131,46 @@ func (f *fakeLambda) shutdown(within time.Duration) {
 		time.Now().Add(within).UnixMilli())
 }
 
+// invocation runs one invocation as Lambda does when its events are on time: INVOKE,
+// platform.start, the SDK's export of a span named id, runtimeDone. It returns how long
+// the export took and the event/next call that followed, with the time from
+// runtimeDone to it (when Lambda would freeze the sandbox).
+func (f *fakeLambda) invocation(receiver, id string) (export time.Duration, next nextCall, freeze time.Duration) {
+	f.t.Helper()
+	f.invoke(id, 10*time.Second)
+	f.platform(eventStart, id)
+	export = sdkExportSpan(f.t, receiver, id)
+	done := time.Now()
+	f.platform(eventRuntimeDone, id)
+	next = f.waitNext(10 * time.Second)
+	return export, next, next.at.Sub(done)
+}
+
 // platform POSTs one platform event to the extension's listener, as Lambda does.
 func (f *fakeLambda) platform(eventType, requestID string) {
+	f.t.Helper()
+	f.post(platformEvent(eventType, requestID))
+}
+
+// platformEvent is one event of the batch Lambda POSTs, as JSON.
+func platformEvent(eventType, requestID string) string {
+	return fmt.Sprintf(`{"time":%q,"type":%q,"record":{"requestId":%q,"status":"success"}}`,
+		time.Now().UTC().Format(time.RFC3339Nano), eventType, requestID)
+}
+
+// post POSTs a batch of events, given as JSON objects, to the extension's listener.
+func (f *fakeLambda) post(events ...string) {
 	f.t.Helper()
 	f.mu.Lock()
 	uri := f.listener
 	f.mu.Unlock()
-	body := fmt.Sprintf(`[{"time":%q,"type":%q,"record":{"requestId":%q,"status":"success"}}]`,
-		time.Now().UTC().Format(time.RFC3339Nano), eventType, requestID)
-	resp, err := http.Post(uri, "application/json", strings.NewReader(body))
+	resp, err := http.Post(uri, "application/json", strings.NewReader("["+strings.Join(events, ",")+"]"))
 	if err != nil {
-		f.t.Fatalf("posting %s: %v", eventType, err)
+		f.t.Fatalf("posting events: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		f.t.Fatalf("posting %s: %s", eventType, resp.Status)
+		f.t.Fatalf("posting events: %s", resp.Status)
 	}
 }
 
@@ -155,21 +187,35 @@ type fakeBackend struct {
 	srv      *httptest.Server
 	mu       sync.Mutex
 	delay    time.Duration
+	refuse   int // answer this many requests, the first ones, with 503
 	count    int
-	answered int
+	answered int            // requests answered 200
+	logs     []plog.Logs    // what reached /v1/logs
+	spans    map[string]int // span name -> times received at /v1/traces, not refused
 }
 
-func newFakeBackend(t *testing.T, delay time.Duration) *fakeBackend {
-	b := &fakeBackend{delay: delay}
+func newFakeBackend(t testing.TB, delay time.Duration) *fakeBackend {
+	b := &fakeBackend{delay: delay, spans: map[string]int{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+				body, _ = io.ReadAll(zr)
+			}
+		}
 		b.mu.Lock()
 		b.count++
 		d := b.delay
+		refuse := b.count <= b.refuse
+		b.record(r.URL.Path, body, refuse)
 		b.mu.Unlock()
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():
+			return
+		}
+		if refuse {
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		b.mu.Lock()
@@ -186,6 +232,60 @@ func (b *fakeBackend) received() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
+}
+
+// record keeps what a request carried: the spans' names (unless refused) and the logs.
+func (b *fakeBackend) record(path string, body []byte, refused bool) {
+	switch path {
+	case "/v1/traces":
+		req := ptraceotlp.NewExportRequest()
+		if !refused && req.UnmarshalProto(body) == nil {
+			countSpans(b.spans, req.Traces())
+		}
+	case "/v1/logs":
+		req := plogotlp.NewExportRequest()
+		if req.UnmarshalProto(body) == nil {
+			b.logs = append(b.logs, req.Logs())
+		}
+	}
+}
+
+func countSpans(into map[string]int, td ptrace.Traces) {
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		ss := td.ResourceSpans().At(i).ScopeSpans()
+		for j := 0; j < ss.Len(); j++ {
+			spans := ss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				into[spans.At(k).Name()]++
+			}
+		}
+	}
+}
+
+// spanCounts returns, per span name, how many times the backend received it.
+func (b *fakeBackend) spanCounts() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.spans)
+}
+
+// logRecords returns every log record received so far.
+func (b *fakeBackend) logRecords() []plog.LogRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []plog.LogRecord
+	for _, ld := range b.logs {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sls := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sls.Len(); j++ {
+				lrs := sls.At(j).LogRecords()
+				for k := 0; k < lrs.Len(); k++ {
+					out = append(out, lrs.At(k))
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (b *fakeBackend) answers() int {
@@ -212,11 +312,17 @@ func (b *fakeBackend) setDelay(d time.Duration) {
 
 // sdkExport sends one span to the collector's OTLP/HTTP receiver, as the SDK's
 // end-of-invocation flush does, and returns how long the collector took to answer.
-func sdkExport(t *testing.T, receiver string) time.Duration {
+func sdkExport(t testing.TB, receiver string) time.Duration {
+	t.Helper()
+	return sdkExportSpan(t, receiver, "handler")
+}
+
+// sdkExportSpan is sdkExport with a span of the given name.
+func sdkExportSpan(t testing.TB, receiver, name string) time.Duration {
 	t.Helper()
 	td := ptrace.NewTraces()
 	span := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	span.SetName("handler")
+	span.SetName(name)
 	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +341,7 @@ func sdkExport(t *testing.T, receiver string) time.Duration {
 }
 
 // freePort returns a local address nothing listens on right now.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -247,20 +353,37 @@ func freePort(t *testing.T) string {
 
 // writeConfig writes a config with an OTLP/HTTP receiver on receiver and an otlphttp
 // exporter to backend, and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
-func writeConfig(t *testing.T, receiver, backend string) {
+func writeConfig(t testing.TB, receiver, backend string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	cfg := fmt.Sprintf(`
+	writeConfigWith(t, receiver, backend, "")
+}
+
+// writeConfigWith is writeConfig plus, when types is set, a telemetryapi receiver of
+// those types (YAML list) feeding a logs pipeline to the same backend.
+func writeConfigWith(t testing.TB, receiver, backend, types string) {
+	t.Helper()
+	var telemetry, logs string
+	if types != "" {
+		telemetry = "  telemetryapi: {types: " + types + "}\n"
+		logs = "    logs: {receivers: [telemetryapi], exporters: [otlphttp]}\n"
+	}
+	useConfigText(t, fmt.Sprintf(`
 receivers:
   otlp:
     protocols:
       http: {endpoint: %q}
-exporters:
+%sexporters:
   otlphttp: {endpoint: %q}
 service:
   pipelines:
     traces: {receivers: [otlp], exporters: [otlphttp]}
-`, receiver, backend)
+%s`, receiver, telemetry, backend, logs))
+}
+
+// useConfigText writes cfg to a file and points OPENTELEMETRY_COLLECTOR_CONFIG_URI at it.
+func useConfigText(t testing.TB, cfg string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +391,7 @@ service:
 }
 
 // captureLog sends the extension's log lines to a buffer for the test's duration.
-func captureLog(t *testing.T) *syncBuffer {
+func captureLog(t testing.TB) *syncBuffer {
 	out := &syncBuffer{}
 	old := logger
 	logger = newLogger(out, "debug")

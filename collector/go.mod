@@ -10,6 +10,8 @@ require (
 	github.com/open-telemetry/opentelemetry-collector-contrib/extension/sigv4authextension v0.109.0
 	go.opentelemetry.io/collector/client v1.15.0
 	go.opentelemetry.io/collector/component v0.109.0
+	go.opentelemetry.io/collector/config/configretry v1.15.0
+	go.opentelemetry.io/collector/config/configtelemetry v0.109.0
 	go.opentelemetry.io/collector/confmap v1.15.0
 	go.opentelemetry.io/collector/confmap/provider/envprovider v1.15.0
 	go.opentelemetry.io/collector/confmap/provider/fileprovider v1.15.0
@@ -120,8 +122,6 @@ require (
 	go.opentelemetry.io/collector/config/confighttp v0.109.0 // indirect
 	go.opentelemetry.io/collector/config/confignet v0.109.0 // indirect
 	go.opentelemetry.io/collector/config/configopaque v1.15.0 // indirect
-	go.opentelemetry.io/collector/config/configretry v1.15.0 // indirect
-	go.opentelemetry.io/collector/config/configtelemetry v0.109.0 // indirect
 	go.opentelemetry.io/collector/config/configtls v1.15.0 // indirect
 	go.opentelemetry.io/collector/config/internal v0.109.0 // indirect
 	go.opentelemetry.io/collector/connector v0.109.0 // indirect

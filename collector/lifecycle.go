@@ -28,15 +28,22 @@ type lifecycle struct {
 	buf          *exportBuffer
 	events       *invokeEvents // nil when there is no Telemetry API: batches go out synchronously
 	drainTimeout time.Duration
-	syncForGood  bool // the Telemetry API proved unusable: synchronous export until the end
+	// missedStart, missedDone: an invocation has gone by without its platform.start, or
+	// with it but without runtimeDone. While no event of that kind has ever arrived,
+	// later invocations export synchronously instead of waiting in vain; the first event
+	// that does arrive (a late one included) ends that.
+	missedStart, missedDone bool
+	saidSync                bool // the line about synchronous export has been logged
 	// background is set on the "no freeze" path (the Telemetry API answered
 	// Telemetry.NotSupported): batches leave as they come, event/next waits for nothing.
 	background *backgroundExport
 }
 
 // afterInvoke returns when the extension may ask for the next event: the runtime has
-// finished the invocation and what it sent has been delivered, or time is up.
-func (l *lifecycle) afterInvoke(ev extensionEvent) {
+// finished the invocation and what it sent has been delivered, or time is up. Ending
+// waits (a signal, the collector's exit) stops the waiting for the runtime at once;
+// ending sends cuts the drain short.
+func (l *lifecycle) afterInvoke(waits, sends context.Context, ev extensionEvent) {
 	if l.background != nil {
 		return
 	}
@@ -44,48 +51,67 @@ func (l *lifecycle) afterInvoke(ev extensionEvent) {
 	if ev.DeadlineMs > 0 {
 		deadline = time.UnixMilli(ev.DeadlineMs).Add(-deadlineMargin)
 	}
-	if l.events != nil && !l.syncForGood {
+	if l.holds() {
 		l.buf.setHolding(true)
-		l.waitForRuntime(ev.RequestID, deadline)
+		l.waitForRuntime(waits, ev.RequestID, deadline)
+	} else {
+		l.buf.setHolding(false)
 	}
 	if l.buf.held() > 0 {
 		until := time.Now().Add(l.drainTimeout)
 		if deadline.Before(until) {
 			until = deadline
 		}
-		l.drain(until, "after invocation "+ev.RequestID, "they wait for the next invocation or SHUTDOWN")
+		l.drain(sends, until, "after invocation "+ev.RequestID, "they wait for the next invocation or SHUTDOWN")
 	}
 }
 
-// waitForRuntime waits for the invocation's platform.start, then its runtimeDone.
-func (l *lifecycle) waitForRuntime(requestID string, deadline time.Time) {
+// holds says whether this invocation's batches are held until runtimeDone. Not when
+// there is no Telemetry API, nor while it has never delivered what an earlier
+// invocation waited for in vain: then each SDK flush waits for the backend instead.
+func (l *lifecycle) holds() bool {
+	if l.events == nil {
+		return false
+	}
+	stuck := (l.missedStart && !l.events.everStarted()) || (l.missedDone && !l.events.everDone())
+	if stuck && !l.saidSync {
+		l.saidSync = true
+		logger.Warnf("the Telemetry API has not delivered the platform events the lifecycle waits for; " +
+			"exporting synchronously until one arrives")
+	}
+	return !stuck
+}
+
+// waitForRuntime waits for the invocation's platform.start, then its runtimeDone. If
+// either is late, what the runtime sends from then on goes out at once, so it is
+// delivered before the sandbox freezes; the next invocation holds batches again.
+func (l *lifecycle) waitForRuntime(ctx context.Context, requestID string, deadline time.Time) {
 	startBy := time.Now().Add(startWait)
 	if deadline.Before(startBy) {
 		startBy = deadline
 	}
-	if !l.waitEvent(requestID, startBy, isStarted) {
+	if !l.waitEvent(ctx, requestID, startBy, isStarted) {
 		l.buf.setHolding(false)
-		l.syncForGood = true
-		logger.Warnf("the Telemetry API accepted the subscription but sent no platform.start for request %s within %v; "+
-			"exporting synchronously from now on", requestID, startWait)
+		if ctx.Err() == nil {
+			l.missedStart = true
+			logger.Warnf("no platform.start for request %s within %v; exporting it synchronously", requestID, startWait)
+		}
 		return
 	}
 	// Leave room to drain before the deadline.
-	if l.waitEvent(requestID, deadline.Add(-l.drainTimeout), isDone) {
+	if l.waitEvent(ctx, requestID, deadline.Add(-l.drainTimeout), isDone) {
 		return
 	}
-	// The runtime may still be running: what it sends from now on goes out at once,
-	// so it is delivered before the sandbox freezes.
 	l.buf.setHolding(false)
-	if !l.events.everDone() {
-		l.syncForGood = true
-		logger.Warnf("the Telemetry API sent platform.start but no platform.runtimeDone for request %s before its deadline; "+
-			"exporting synchronously from now on", requestID)
+	if ctx.Err() == nil {
+		l.missedDone = true
+		logger.Warnf("no platform.runtimeDone for request %s before its deadline; exporting the rest of it synchronously",
+			requestID)
 	}
 }
 
-func (l *lifecycle) waitEvent(requestID string, by time.Time, want func(requestState) bool) bool {
-	ctx, cancel := context.WithDeadline(context.Background(), by)
+func (l *lifecycle) waitEvent(parent context.Context, requestID string, by time.Time, want func(requestState) bool) bool {
+	ctx, cancel := context.WithDeadline(parent, by)
 	defer cancel()
 	return l.events.wait(ctx, requestID, want)
 }
@@ -99,13 +125,13 @@ func (l *lifecycle) atShutdown(deadline time.Time) {
 		l.background.stop(until)
 	}
 	if l.buf.held() > 0 {
-		l.drain(until, "at SHUTDOWN", "they are lost")
+		l.drain(context.Background(), until, "at SHUTDOWN", "they are lost")
 	}
 }
 
 // drain sends held batches until `until`; one line if some are left or were dropped.
-func (l *lifecycle) drain(until time.Time, when, leftFate string) {
-	ctx, cancel := context.WithDeadline(context.Background(), until)
+func (l *lifecycle) drain(parent context.Context, until time.Time, when, leftFate string) {
+	ctx, cancel := context.WithDeadline(parent, until)
 	defer cancel()
 	begin := time.Now()
 	sent := l.buf.drain(ctx, nil)
@@ -117,9 +143,14 @@ func (l *lifecycle) drain(until time.Time, when, leftFate string) {
 	}
 }
 
-// warnDropped says, once per drain, how many batches the buffer dropped for room.
+// warnDropped says, once per drain, how many batches the buffer dropped for room and
+// how many sends the deadline cut short.
 func warnDropped(buf *exportBuffer) {
 	if n := buf.takeDropped(); n > 0 {
 		logger.Warnf("dropped the %d oldest unsent batch(es): more than %d were waiting", n, maxHeld)
+	}
+	if n := buf.takeCut(); n > 0 {
+		logger.Warnf("dropped %d batch(es) whose send was cut short by the deadline; not sent again, "+
+			"as the backend may have them already", n)
 	}
 }

@@ -18,9 +18,9 @@ func main() {
 		logger.Errorf("feature gates: %v", err)
 		os.Exit(1)
 	}
-	buf := newExportBuffer()
+	buf, hub := newExportBuffer(), newTelemetryHub()
 	src := configSourceFromEnv()
-	set := collectorSettings(buf, src)
+	set := collectorSettings(buf, hub, src)
 	if len(os.Args) > 1 {
 		cmd := otelcol.NewCommand(set)
 		cmd.SetVersionTemplate(versionLine() + "\n")
@@ -29,5 +29,5 @@ func main() {
 		}
 		return
 	}
-	os.Exit(runExtension(set, buf, src))
+	os.Exit(runExtension(set, buf, hub, src))
 }

@@ -23,14 +23,14 @@ const (
 	contribModule = "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/awsxrayexporter"
 )
 
-func collectorSettings(buf *exportBuffer, src configSource) otelcol.CollectorSettings {
+func collectorSettings(buf *exportBuffer, hub *telemetryHub, src configSource) otelcol.CollectorSettings {
 	return otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
 			Command:     "collector",
 			Description: "Reduced OpenTelemetry Collector of the ADOT Python Lambda layer",
 			Version:     moduleVersion(otelcolModule),
 		},
-		Factories:      func() (otelcol.Factories, error) { return components(buf) },
+		Factories:      func() (otelcol.Factories, error) { return components(buf, hub) },
 		LoggingOptions: []zap.Option{quietLogging()},
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{

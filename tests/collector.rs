@@ -138,7 +138,7 @@ fn go_build_failure_shows_go_message() {
 
 /// The components the reduced ADOT collector must have, as `components` prints them.
 const COMPONENTS: [(&str, &[&str]); 4] = [
-    ("receivers", &["otlp"]),
+    ("receivers", &["otlp", "telemetryapi"]),
     ("processors", &["lambdabuffer"]),
     (
         "exporters",
@@ -197,5 +197,28 @@ fn real_collector_has_the_reduced_component_set() {
             .unwrap_or_default();
         got.sort();
         assert_eq!(got, want, "{kind}");
+    }
+    // The layer's default config and docs/layer.md's logs config load in this binary.
+    let docs = std::fs::read_to_string(root.join("docs/layer.md")).unwrap();
+    let logs = docs
+        .split_once("<!-- telemetryapi-logs-config")
+        .and_then(|(_, rest)| rest.split_once("```yaml\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("docs/layer.md lost its telemetryapi logs config");
+    write(d.path(), "logs.yaml", logs.as_bytes());
+    for config in [d.path().join("logs.yaml"), root.join("collector-config/config.yaml")] {
+        let out = std::process::Command::new(&exe)
+            .args(["validate", "--config"])
+            .arg(&config)
+            .env("OTLP_TOKEN", "t")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -465,6 +465,16 @@ fn the_real_amd64_layer_passes() {
         .filter(|c| !c.contains("spans before the freeze"))
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
+    // The layer's collector subscribes to function records, so the handler's line is checked.
+    for run in runs {
+        let checks = run["checks"].as_array().unwrap();
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["name"] == "handler log record" && c["ok"] == true),
+            "{run:#}"
+        );
+    }
 }
 
 #[test]

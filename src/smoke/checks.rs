@@ -191,6 +191,49 @@ pub(crate) fn invocation_spans<'a>(got: &'a Received, request_id: &str) -> Vec<&
     got.spans.iter().filter(|s| s.trace_id == server.trace_id).collect()
 }
 
+/// The line the sample handler prints (handler.py's `LOG_LINE`).
+pub(crate) const HANDLER_LOG_LINE: &str = "layerbuild smoke: the handler ran";
+
+/// Did the sample handler's log line reach the receiver as a log record of its request, through
+/// the Telemetry API and the collector's `telemetryapi` receiver, before the freeze?
+pub(crate) fn handler_log_check(st: &State, request_id: &str, got: &Received) -> Check {
+    const NAME: &str = "handler log record";
+    let line = got
+        .logs
+        .iter()
+        .find(|l| l.body.contains(HANDLER_LOG_LINE) && l.request_id.as_deref() == Some(request_id));
+    let frozen_us = st.invocation(request_id).and_then(|i| i.done_us);
+    match (line, frozen_us) {
+        (None, _) => {
+            let others = got.logs.iter().filter(|l| l.body.contains(HANDLER_LOG_LINE)).count();
+            Check::new(
+                NAME,
+                false,
+                format!(
+                    "no log record of request {request_id} with the handler's line `{HANDLER_LOG_LINE}` reached the \
+                     receiver ({} log record(s) in all, {others} with the line but another request id): the \
+                     collector's telemetryapi receiver or its logs pipeline did not deliver it",
+                    got.logs.len()
+                ),
+            )
+        }
+        (Some(l), Some(frozen)) if l.received_us > frozen => Check::new(
+            NAME,
+            false,
+            format!(
+                "the handler's log line of request {request_id} arrived {} ms after the freeze: it must be \
+                 delivered before the extension asks for the next event",
+                (l.received_us - frozen) / 1000
+            ),
+        ),
+        (Some(_), _) => Check::new(
+            NAME,
+            true,
+            format!("the handler's line arrived as a log record of request {request_id}, before the freeze"),
+        ),
+    }
+}
+
 /// Did the invocation's spans reach the receiver before Lambda froze the sandbox?
 pub(crate) fn before_freeze_check(n: usize, inv: &InvocationReport) -> Check {
     let name = format!(

@@ -8,7 +8,13 @@ instrumentation in the layer. Without requests it falls back to urllib and says 
 import urllib.request
 
 
+# smoke checks that this line reaches its receiver as a log record of the invocation.
+LOG_LINE = "layerbuild smoke: the handler ran"
+
+
 def handler(event, context):
+    # Flushed at once: Lambda's runtime writes stdout unbuffered, this bootstrap's pipe would not.
+    print(LOG_LINE, flush=True)
     url = event["target_url"]
     try:
         import requests

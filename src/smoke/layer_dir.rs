@@ -253,8 +253,11 @@ impl RunDir {
 /// The collector config smoke points the extension at: OTLP in, OTLP/HTTP JSON out to the receiver.
 pub(crate) fn collector_config(grpc_port: u16, http_port: u16, receiver_endpoint: &str) -> String {
     format!(
-        "# Written by `layerbuild smoke`: the layer's collector forwards traces to smoke's receiver.
+        "# Written by `layerbuild smoke`: the layer's collector forwards traces, and the function's
+# log lines from the Telemetry API, to smoke's receiver.
 receivers:
+  telemetryapi:
+    types: [function]
   otlp:
     protocols:
       grpc:
@@ -274,6 +277,9 @@ service:
     traces:
       receivers: [otlp]
       exporters: [otlphttp]
+    logs:
+      receivers: [telemetryapi]
+      exporters: [otlphttp]
 "
     )
 }
@@ -281,6 +287,11 @@ service:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sample_handler_prints_the_line_smoke_checks() {
+        assert!(HANDLER_PY.contains(&format!("LOG_LINE = \"{}\"", crate::smoke::checks::HANDLER_LOG_LINE)));
+    }
 
     #[test]
     fn config_points_at_the_receiver() {
@@ -291,6 +302,10 @@ mod tests {
             Some("http://127.0.0.1:9")
         );
         assert_eq!(v["exporters"]["otlphttp"]["encoding"].as_str(), Some("json"));
+        assert_eq!(
+            v["service"]["pipelines"]["logs"]["receivers"][0].as_str(),
+            Some("telemetryapi")
+        );
         assert_eq!(
             v["receivers"]["otlp"]["protocols"]["http"]["endpoint"].as_str(),
             Some("localhost:4318")

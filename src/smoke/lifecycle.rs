@@ -12,7 +12,7 @@ use super::checks::invocation_spans;
 use super::emulator::{Outcome, State};
 use super::freeze::Frozen;
 use super::options::Round;
-use super::process::spawn;
+use super::process::{spawn, spawn_streamed};
 use super::python::Interp;
 use super::receiver::{SPAN_KIND_CLIENT, Span};
 use super::report::{FreezeReport, GroupReport, InvocationReport};
@@ -126,7 +126,17 @@ impl Stage {
             self.bootstrap().as_os_str().to_owned(),
         ];
         let waker = Some(self.emulator.waker());
-        match spawn("runtime", &argv, &self.dir.task, &self.env, &self.dir.logs, waker) {
+        // What the runtime writes is the function's log, which Lambda streams to subscribers.
+        let lines = Some(self.emulator.function_log());
+        match spawn_streamed(
+            "runtime",
+            &argv,
+            &self.dir.task,
+            &self.env,
+            &self.dir.logs,
+            waker,
+            lines,
+        ) {
             Ok(p) => {
                 self.runtime = Some(p);
                 Ok(())

@@ -138,6 +138,9 @@ pub(crate) fn describe_status(s: ExitStatus) -> String {
     }
 }
 
+/// What a started process's output lines are also given to (Lambda's log stream).
+pub(crate) type LineSink = Box<dyn Fn(&[u8]) + Send>;
+
 /// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log`, in a new process group.
 pub(crate) fn spawn(
     label: &str,
@@ -147,9 +150,30 @@ pub(crate) fn spawn(
     logs: &Path,
     waker: Option<Waker>,
 ) -> Result<Proc, String> {
+    spawn_streamed(label, argv, cwd, env, logs, waker, None)
+}
+
+/// As `spawn`; with `lines`, the output goes through a pipe, each line to the log and to `lines`.
+pub(crate) fn spawn_streamed(
+    label: &str,
+    argv: &[OsString],
+    cwd: &Path,
+    env: &BTreeMap<String, OsString>,
+    logs: &Path,
+    waker: Option<Waker>,
+    lines: Option<LineSink>,
+) -> Result<Proc, String> {
     let log = logs.join(format!("{}.log", label.replace('/', "_")));
-    let out = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let (out, err): (Stdio, Stdio) = match lines {
+        None => (file.try_clone().map_err(|e| e.to_string())?.into(), file.into()),
+        Some(sink) => {
+            let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe for {label}: {e}"))?;
+            let err = writer.try_clone().map_err(|e| e.to_string())?;
+            copy_lines(label, reader, file, sink)?;
+            (writer.into(), err.into())
+        }
+    };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(cwd)
@@ -159,7 +183,10 @@ pub(crate) fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
-    match cmd.spawn() {
+    // `cmd` holds the pipe's write end until it is dropped: the reader ends with the process.
+    let spawned = cmd.spawn();
+    drop(cmd);
+    match spawned {
         Ok(child) => Ok(Proc {
             label: label.to_string(),
             exited: watch_exit(child.id() as i32, waker),
@@ -170,6 +197,25 @@ pub(crate) fn spawn(
         }),
         Err(e) => Err(explain_spawn_error(Path::new(&argv[0]), &e)),
     }
+}
+
+/// Copies `reader` to `log` on a thread of its own, handing each line (without its newline) to
+/// `sink` as it comes, until every writer has closed the pipe.
+fn copy_lines(label: &str, reader: std::io::PipeReader, mut log: std::fs::File, sink: LineSink) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let mut reader = std::io::BufReader::new(reader);
+    std::thread::Builder::new()
+        .name(format!("smoke-output-{label}"))
+        .spawn(move || {
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let _ = log.write_all(&line);
+                sink(line.strip_suffix(b"\n").unwrap_or(&line));
+                line.clear();
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the output thread of {label}: {e}"))
 }
 
 /// For an ELF file: the machine it is built for, or why its header cannot be read; `None` for
@@ -272,6 +318,28 @@ pub(crate) fn find_qemu(arch: Arch) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_output_reaches_the_log_and_the_sink_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let g2 = got.clone();
+        let sink: LineSink = Box::new(move |l: &[u8]| g2.lock().unwrap().push(String::from_utf8_lossy(l).into()));
+        let argv: Vec<OsString> = ["/bin/sh", "-c", "echo one; echo two >&2; printf three"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let p = spawn_streamed("s", &argv, dir.path(), &BTreeMap::new(), dir.path(), None, Some(sink)).unwrap();
+        p.exited
+            .wait_until(Instant::now() + Duration::from_secs(10), |e| e.then_some(()));
+        // The output thread ends when the pipe closes, just after the exit.
+        let end = Instant::now() + Duration::from_secs(10);
+        while got.lock().unwrap().len() < 3 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(*got.lock().unwrap(), ["one", "two", "three"]);
+        assert_eq!(std::fs::read_to_string(&p.log).unwrap(), "one\ntwo\nthree");
+    }
 
     #[test]
     fn spawn_errors_say_why() {

@@ -57,6 +57,16 @@ pub fn kind_name(kind: i64) -> &'static str {
     }
 }
 
+/// One OTLP log record the collector forwarded (its `telemetryapi` receiver's, for one).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogLine {
+    pub body: String,
+    /// `faas.invocation_id`, the request the line was written in.
+    pub request_id: Option<String>,
+    /// When the receiver accepted the post that carried it, on the run's clock (microseconds).
+    pub received_us: u64,
+}
+
 /// One request the handler made to the target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetHit {
@@ -68,6 +78,7 @@ pub struct TargetHit {
 #[derive(Debug, Default, Clone)]
 pub struct Received {
     pub spans: Vec<Span>,
+    pub logs: Vec<LogLine>,
     pub posts: usize,
     /// Posts that could not be read (wrong encoding, compression, bad JSON).
     pub problems: Vec<String>,
@@ -140,7 +151,7 @@ fn handle(sh: &Shared, req: Request) -> Response {
             Response::new(200, "text/plain", sh.target_body.clone())
         }
         ("POST", "/v1/traces") => {
-            let result = parse_request(&req);
+            let result = parse_request(&req).and_then(|v| parse_traces(&v));
             let delay = sh.delay_ms.load(Ordering::SeqCst);
             if delay > 0 {
                 std::thread::sleep(Duration::from_millis(delay));
@@ -161,13 +172,29 @@ fn handle(sh: &Shared, req: Request) -> Response {
                 }
             })
         }
-        // Metrics and logs are accepted so an exporter configured for them does not retry.
-        ("POST", "/v1/metrics" | "/v1/logs") => Response::json(200, &json!({})),
+        ("POST", "/v1/logs") => {
+            let result = parse_request(&req).map(|v| parse_logs(&v));
+            let at = sh.clock.us();
+            sh.got.update(|got| match result {
+                Ok(logs) => {
+                    got.logs
+                        .extend(logs.into_iter().map(|l| LogLine { received_us: at, ..l }));
+                    Response::json(200, &json!({}))
+                }
+                Err(problem) => {
+                    got.problems.push(problem.clone());
+                    Response::json(400, &json!({"code": 3, "message": problem}))
+                }
+            })
+        }
+        // Metrics are accepted so an exporter configured for them does not retry.
+        ("POST", "/v1/metrics") => Response::json(200, &json!({})),
         _ => Response::new(404, "text/plain", "not found"),
     }
 }
 
-fn parse_request(req: &Request) -> Result<Vec<Span>, String> {
+/// The body of an OTLP/HTTP post as JSON, or what to change in the exporter to get that.
+fn parse_request(req: &Request) -> Result<Value, String> {
     if let Some(enc) = req
         .header("Content-Encoding")
         .filter(|e| !e.eq_ignore_ascii_case("identity"))
@@ -182,8 +209,24 @@ fn parse_request(req: &Request) -> Result<Vec<Span>, String> {
             "Content-Type `{ct}` is not JSON: set `encoding: json` on the collector's otlphttp exporter"
         ));
     }
-    let v: Value = serde_json::from_slice(&req.body).map_err(|e| format!("body is not JSON: {e}"))?;
-    parse_traces(&v)
+    serde_json::from_slice(&req.body).map_err(|e| format!("body is not JSON: {e}"))
+}
+
+/// Flattens an `ExportLogsServiceRequest` in OTLP's JSON mapping into its records.
+pub fn parse_logs(v: &Value) -> Vec<LogLine> {
+    let mut out = Vec::new();
+    for r in v["resourceLogs"].as_array().into_iter().flatten() {
+        for sl in r["scopeLogs"].as_array().into_iter().flatten() {
+            for l in sl["logRecords"].as_array().into_iter().flatten() {
+                out.push(LogLine {
+                    body: l["body"]["stringValue"].as_str().unwrap_or("").to_string(),
+                    request_id: attributes(&l["attributes"]).remove("faas.invocation_id"),
+                    received_us: 0,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Flattens an `ExportTraceServiceRequest` in OTLP's JSON mapping into spans.
@@ -266,6 +309,23 @@ mod tests {
          "attributes":[{"key":"faas.execution","value":{"stringValue":"req-1"}},
                        {"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"},{"boolValue":true}]}}}]},
         {"traceId":"5759e988bd862e3fe1be46a994272793","spanId":"0102030405060708","parentSpanId":"53995c3f42cd8ad8","name":"GET","kind":"SPAN_KIND_CLIENT"}]}]}]}"#;
+
+    #[test]
+    fn parses_otlp_json_logs() {
+        let v = json!({"resourceLogs": [{"scopeLogs": [{"scope": {"name": "telemetryapi"}, "logRecords": [
+            {"body": {"stringValue": "hello"}, "attributes": [
+                {"key": "faas.invocation_id", "value": {"stringValue": "req-1"}},
+                {"key": "type", "value": {"stringValue": "function"}}]},
+            {"body": {"stringValue": "no request"}}]}]}]});
+        let logs = parse_logs(&v);
+        assert_eq!(logs.len(), 2);
+        assert_eq!(
+            (logs[0].body.as_str(), logs[0].request_id.as_deref()),
+            ("hello", Some("req-1"))
+        );
+        assert_eq!(logs[1].request_id, None);
+        assert!(parse_logs(&json!({"x": 1})).is_empty());
+    }
 
     #[test]
     fn parses_otlp_json() {

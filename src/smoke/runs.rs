@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::checks::{
-    before_freeze_check, evaluate, freeze_check, invocation_spans, native_modules_check, runtime_log_check,
+    before_freeze_check, evaluate, freeze_check, handler_log_check, invocation_spans, native_modules_check,
+    runtime_log_check,
 };
 use super::emulator::{Outcome, State, TelemetryMode};
 use super::http;
@@ -62,6 +63,23 @@ pub(crate) fn run_native(ctx: &Ctx, interp: &Interp, prep: &Prepared, rounds: &[
         .is_some_and(|i| i.outcome.is_some());
     if cold_answered {
         r.checks = evaluate(&st, r.request_id.as_deref(), &stage.target_body, &got);
+        // The sample handler prints a line; Lambda's Telemetry API streams it to the extensions
+        // that asked for function records (the layer's collector does with smoke's config).
+        let streamed = st
+            .subscriptions
+            .iter()
+            .any(|s| s.active && s.types.iter().any(|t| t == "function"));
+        if let Some(id) = r.request_id.as_deref()
+            && ctx.args.handler.is_none()
+            && ctx.args.telemetry_mode() == TelemetryMode::Lambda
+        {
+            if streamed {
+                r.checks.push(handler_log_check(&st, id, &got));
+            } else {
+                r.notes
+                    .push("no extension subscribed to function records: the handler's log line is not checked".into());
+            }
+        }
         r.checks.push(native_modules_check(ctx.layer, interp.runtime));
         r.checks.push(native::probe_check(
             interp,

@@ -232,4 +232,40 @@ fn runtime_log_check_fails_on_a_second_instrument_and_names_the_line() {
     );
     let c = runtime_log_check(&dir.path().join("missing.log"));
     assert!(!c.ok && c.detail.starts_with("cannot read"), "{c:?}");
+
+fn log_line(body: &str, request_id: &str, received_us: u64) -> receiver::LogLine {
+    receiver::LogLine {
+        body: body.into(),
+        request_id: Some(request_id.into()),
+        received_us,
+    }
+}
+
+#[test]
+fn the_handler_log_line_must_come_with_its_request_before_the_freeze() {
+    let st = state(ok_result()); // frozen at 3 µs
+    let mut got = Received::default();
+    let check = |got: &Received| handler_log_check(&st, "req-1", got);
+    let none = check(&got);
+    assert!(
+        !none.ok && none.detail.contains("0 log record(s) in all"),
+        "{}",
+        none.detail
+    );
+    got.logs.push(log_line(HANDLER_LOG_LINE, "req-0", 1));
+    let wrong = check(&got);
+    assert!(
+        !wrong.ok && wrong.detail.contains("1 with the line but another request id"),
+        "{}",
+        wrong.detail
+    );
+    got.logs.push(log_line(HANDLER_LOG_LINE, "req-1", 2_003));
+    let late = check(&got);
+    assert!(
+        !late.ok && late.detail.contains("2 ms after the freeze"),
+        "{}",
+        late.detail
+    );
+    got.logs[1].received_us = 3;
+    assert!(check(&got).ok, "{}", check(&got).detail);
 }

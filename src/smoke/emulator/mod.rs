@@ -105,6 +105,19 @@ impl Emulator {
         self.wait_until(deadline, |st| (st.changes != seen).then_some(()));
     }
 
+    /// Where the runtime's output goes, line by line: each line becomes a `function` event for
+    /// the subscribers that asked for them, as Lambda streams the function's log (text format).
+    pub fn function_log(&self) -> crate::smoke::process::LineSink {
+        let sh = self.shared.clone();
+        Box::new(move |line: &[u8]| {
+            let event = telemetry::function_event(&String::from_utf8_lossy(line));
+            let now = sh.clock.us();
+            let mut st = sh.watch.lock();
+            st.emit("function", event, now);
+            sh.changed(&mut st);
+        })
+    }
+
     /// A waker for things the APIs cannot see, such as a child's exit: it counts as a change.
     pub fn waker(&self) -> Waker {
         let sh = self.shared.clone();

@@ -211,6 +211,11 @@ fn event(kind: &str, record: Value) -> Value {
     json!({"time": iso8601(epoch_ms()), "type": kind, "record": record})
 }
 
+/// `function`: one line the function wrote, as a text-format record.
+pub(super) fn function_event(line: &str) -> Value {
+    event("function", json!(line))
+}
+
 /// `platform.start`: the invocation began.
 pub(super) fn start_event(inv: &Invocation, version: &str) -> Value {
     event(
