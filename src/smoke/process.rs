@@ -1,9 +1,10 @@
-//! Child processes of a smoke run: started in their own process group, watched for their exit
-//! (which wakes the run's waits), stopped, and explained in Lambda's terms when they fail.
+//! Child processes of a smoke run: started in their own process group, dying with smoke, their
+//! output kept in a capped log, watched for their exit (which wakes the run's waits), stopped,
+//! and explained in Lambda's terms when they fail.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,12 +12,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::emulator::Waker;
 use super::watch::Watch;
 use crate::model::arch::{Arch, elf_machine_name};
-use crate::support::proctree;
+use crate::support::{input, proctree};
 
 pub(crate) struct Proc {
     pub(crate) label: String,
@@ -138,7 +139,45 @@ pub(crate) fn describe_status(s: ExitStatus) -> String {
     }
 }
 
-/// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log`, in a new process group.
+/// The most of one process's output kept in its log. The rest is counted and dropped, and the
+/// process never waits for it: Lambda does not stop a function for logging, and a layer's
+/// output must not fill the disk.
+pub(crate) const LOG_CAP: u64 = 16 << 20;
+
+/// A pipe whose reading end a thread copies into `log` up to [`LOG_CAP`], then drains to its
+/// end, noting what it dropped. Returns the writing end, for a child's stdout and stderr, and
+/// a flag set once every writer has closed it and the log is complete.
+fn capped_log(log: &Path) -> std::io::Result<(std::io::PipeWriter, Arc<Watch<bool>>)> {
+    let mut out = std::fs::File::create(log)?;
+    let (mut reader, writer) = std::io::pipe()?;
+    let done = Arc::new(Watch::new(false));
+    let flag = done.clone();
+    std::thread::Builder::new().name("smoke-log".into()).spawn(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        let (mut kept, mut dropped) = (0u64, 0u64);
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = usize::try_from(LOG_CAP - kept).unwrap_or(usize::MAX).min(n);
+            if room > 0 && std::io::Write::write_all(&mut out, &buf[..room]).is_ok() {
+                kept += room as u64;
+            }
+            dropped += (n - room) as u64;
+        }
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "\n[layerbuild smoke: {dropped} more bytes of output dropped: a log keeps the first {LOG_CAP} bytes]"
+            );
+        }
+        flag.update(|d| *d = true);
+    })?;
+    Ok((writer, done))
+}
+
+/// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log` (capped), in a new
+/// process group; it dies with smoke.
 pub(crate) fn spawn(
     label: &str,
     argv: &[OsString],
@@ -148,7 +187,7 @@ pub(crate) fn spawn(
     waker: Option<Waker>,
 ) -> Result<Proc, String> {
     let log = logs.join(format!("{}.log", label.replace('/', "_")));
-    let out = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let (out, _) = capped_log(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -159,6 +198,7 @@ pub(crate) fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    proctree::die_with_parent(&mut cmd);
     match cmd.spawn() {
         Ok(child) => Ok(Proc {
             label: label.to_string(),
@@ -217,23 +257,27 @@ pub(crate) fn explain_spawn_error(path: &Path, e: &std::io::Error) -> String {
     }
 }
 
-/// Runs a command with a bound; returns its status and combined output.
+/// Runs a command with a bound, dying with smoke; returns its status and combined output (as
+/// much as its capped log keeps).
 pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration, log: &Path) -> Result<(ExitStatus, String)> {
-    let out = fs_err::File::create(log)?;
+    let (out, logged) = capped_log(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.into_parts().0))
-        .stderr(Stdio::from(err.into_parts().0))
-        .spawn()?;
+    proctree::die_with_parent(cmd);
+    let spawned = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+    // The command keeps its copy of the pipe's writing end: closed here, so the log can end.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = spawned?;
     let exited = watch_exit(child.id() as i32, None);
     exited.wait_until(Instant::now() + limit, |e| e.then_some(()));
     let Some(status) = child.try_wait()? else {
-        let _ = child.kill();
+        proctree::kill_tree(child.id() as i32);
         let _ = child.wait();
         bail!("did not finish within {} s", limit.as_secs());
     };
-    Ok((status, fs_err::read_to_string(log).unwrap_or_default()))
+    // Its output is all there once nothing holds the pipe (briefly, for one that left a child).
+    logged.wait_until(Instant::now() + Duration::from_secs(2), |d| d.then_some(()));
+    let text = input::read(log, LOG_CAP + 4096, "log").unwrap_or_default();
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// The last `n` lines of a log (read from its last 64 KiB).
