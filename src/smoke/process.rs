@@ -198,7 +198,7 @@ pub(crate) fn spawn(
         .stdout(out)
         .stderr(err)
         .process_group(0);
-    proctree::die_with_parent(&mut cmd);
+    proctree::exec_dying_with_parent(&mut cmd, argv, env).map_err(|e| e.to_string())?;
     match cmd.spawn() {
         Ok(child) => Ok(Proc {
             label: label.to_string(),

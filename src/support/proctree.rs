@@ -136,6 +136,50 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// [`die_with_parent`], then the child execs `argv` with exactly `env` itself (execve): std's
+/// execvp would run a file the kernel refuses (ENOEXEC: another machine's ELF, no `#!` line)
+/// through /bin/sh instead of failing the spawn, and the spawn's error is what explains it.
+/// `argv[0]` must be a path; `cmd` is otherwise used for its folder and stdio only.
+pub(crate) fn exec_dying_with_parent(
+    cmd: &mut Command,
+    argv: &[std::ffi::OsString],
+    env: &BTreeMap<String, std::ffi::OsString>,
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let cstr = |b: Vec<u8>| std::ffi::CString::new(b).map_err(|_| std::io::Error::other("NUL in an argument"));
+    let args: Vec<std::ffi::CString> = argv
+        .iter()
+        .map(|a| cstr(a.as_bytes().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let vars: Vec<std::ffi::CString> = env
+        .iter()
+        .map(|(k, v)| cstr([k.as_bytes(), b"=", &v.clone().into_vec()].concat()))
+        .collect::<Result<_, _>>()?;
+    // Addresses made here, before the fork: the child must not allocate.
+    let table = |v: &[std::ffi::CString]| -> Vec<usize> {
+        v.iter()
+            .map(|c| c.as_ptr() as usize)
+            .chain(std::iter::once(0))
+            .collect()
+    };
+    let (arg_ptrs, var_ptrs) = (table(&args), table(&vars));
+    die_with_parent(cmd);
+    // SAFETY: execve with NUL-terminated strings and NULL-terminated tables that `args` and
+    // `vars`, moved into the closure, keep alive; it returns only on failure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = (&args, &vars);
+            libc::execve(
+                arg_ptrs[0] as *const libc::c_char,
+                arg_ptrs.as_ptr() as *const *const libc::c_char,
+                var_ptrs.as_ptr() as *const *const libc::c_char,
+            );
+            Err(std::io::Error::last_os_error())
+        });
+    }
+    Ok(())
+}
+
 /// Ends the whole tree of this process when SIGINT, SIGTERM or SIGHUP comes: every descendant
 /// (adopted orphans included) is killed, `cleanup` runs (remove temp folders), and the process
 /// exits 128 + the signal, as a shell reports it. A signal this process was started ignoring

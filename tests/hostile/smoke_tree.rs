@@ -4,32 +4,14 @@
 //! says it runs the layer's code unsandboxed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::rawzip::{self, Layout, RawEntry};
 use crate::run;
+use crate::smoke::{alive, smoke_cmd as smoke};
 
 const WRAPPER: &[u8] = b"#!/bin/sh\nexec \"$@\"\n";
-
-/// `smoke` on `zip` with `TMPDIR` inside `dir`, natively, offline, on free ports.
-fn smoke(dir: &Path, zip: &Path, extra: &[&str]) -> Command {
-    let mut cmd = run::layerbuild(dir);
-    cmd.env("TMPDIR", dir.join("tmp"))
-        .arg("smoke")
-        .arg(zip)
-        .args([
-            "--python",
-            "python3",
-            "--client",
-            "builtin",
-            "--offline",
-            "--free-ports",
-        ])
-        .args(["--arch", std::env::consts::ARCH])
-        .args(extra);
-    cmd
-}
 
 /// A layer zip in `dir` with the wrapper and one extension, `extensions/<name>`.
 fn layer(dir: &Path, name: &str, extension: &str) -> PathBuf {
@@ -42,14 +24,6 @@ fn layer(dir: &Path, name: &str, extension: &str) -> PathBuf {
     let zip = dir.join("layer.zip");
     std::fs::write(&zip, rawzip::write(&entries, &Layout::default())).unwrap();
     zip
-}
-
-/// Running, not gone or a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
 }
 
 /// The pids written one a line to `file`, once there are `n` (or after 30 s).
