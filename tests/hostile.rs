@@ -1,9 +1,12 @@
-//! Hostile input (issue 14): zips, wheels, locks, specs, caches, output folders and extensions
+//! Hostile input (issues 14 and 25): zips, wheels, locks, specs, caches, output folders and extensions
 //! made by an attacker, run through the binary. Helpers live in `tests/hostile/`.
 
 #[path = "hostile/cache.rs"]
 mod cache;
 mod common;
+#[cfg(feature = "publish")]
+#[path = "hostile/deploy.rs"]
+mod deploy;
 // `common/wheels.rs` names the fake-ELF helpers `crate::elf`; `common` re-exports them.
 use common as elf;
 #[path = "hostile/inputs.rs"]
@@ -22,6 +25,8 @@ mod rawzip;
 mod run;
 #[path = "hostile/smoke.rs"]
 mod smoke;
+#[path = "hostile/smoke_tree.rs"]
+mod smoke_tree;
 #[path = "hostile/toolchains.rs"]
 mod toolchains;
 #[path = "hostile/verify.rs"]

@@ -59,6 +59,12 @@ enum Command {
     /// Print the CycloneDX SBOM of any layer zip, read from the zip alone.
     Sbom(sbom::SbomArgs),
     /// Run a layer through a local Lambda cold start and one invocation, and check its traces.
+    ///
+    /// The layer's code (its extensions, exec wrapper and Python packages) runs natively on this
+    /// machine as the user running smoke, with no sandbox: it can read and write whatever that
+    /// user can. Smoke only layers you would run yourself, or run smoke in a throwaway VM or
+    /// container. Every process the layer starts is ended when the run ends, and on Ctrl-C or
+    /// SIGTERM.
     #[command(
         override_usage = "layerbuild smoke [OPTIONS] <ZIP|--dir DIR>",
         group(clap::ArgGroup::new("layer").required(true).args(["zip", "dir"]))

@@ -41,6 +41,9 @@ pub(crate) struct PublishArgs {
     /// Print the result as JSON (the content of published.json).
     #[arg(long)]
     pub json: bool,
+    /// Give up on an AWS call (an upload included, with its retries) after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 /// `layerbuild attach --function NAME --layer ARN | --from published.json`.
@@ -63,6 +66,9 @@ pub(crate) struct AttachArgs {
     /// Print the change and leave the function as it is.
     #[arg(long)]
     pub dry_run: bool,
+    /// Give up on an AWS call (with its retries) after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 /// `layerbuild diff OLD NEW`.

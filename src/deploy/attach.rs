@@ -12,6 +12,7 @@ use super::aws::{self, Aws, classify};
 use super::change::{self, Function, Layer, LayerArn};
 use super::published;
 use super::{AttachArgs, DeployError};
+use crate::support::text::show;
 use crate::support::usage::usage;
 
 pub(crate) fn command(args: &AttachArgs) -> Result<ExitCode> {
@@ -19,7 +20,7 @@ pub(crate) fn command(args: &AttachArgs) -> Result<ExitCode> {
 }
 
 async fn run(args: &AttachArgs) -> Result<ExitCode> {
-    let aws = Aws::load().await;
+    let aws = Aws::load(std::time::Duration::from_secs(args.timeout)).await;
     let region = aws.regions(args.region.as_slice())?.remove(0);
     let lambda = aws.lambda(&region);
     let what = format!("attach to function `{}` in {region}", args.function);
@@ -30,12 +31,17 @@ async fn run(args: &AttachArgs) -> Result<ExitCode> {
         (None, None) => bail!("name the layer: --layer ARN or --from published.json"),
     };
     let parsed = LayerArn::parse(&arn).ok_or_else(|| {
-        anyhow!("`{arn}` is not a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION)")
+        anyhow!(
+            "`{}` is not a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION)",
+            show(&arn)
+        )
     })?;
     if parsed.region != region {
         return Err(usage(format!(
-            "layer {arn} is in {} but function `{}` is in {region}: layers are regional, publish it in {region}",
-            parsed.region, function.name
+            "layer {} is in {} but function `{}` is in {region}: layers are regional, publish it in {region}",
+            show(&arn),
+            show(&parsed.region),
+            show(&function.name)
         )));
     }
     let layer = read_layer(&lambda, &parsed, &arn, &what).await?;
@@ -43,11 +49,11 @@ async fn run(args: &AttachArgs) -> Result<ExitCode> {
     let change = change::plan(&function, &parsed, &arn).map_err(|e| anyhow!(e))?;
     print!("{}", change::render(&function, &change));
     if change.is_empty() {
-        println!("nothing to change: {arn} and the wrapper are already in place");
+        println!("nothing to change: {} and the wrapper are already in place", show(&arn));
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {
-        println!("dry run: function `{}` was not changed", function.name);
+        println!("dry run: function `{}` was not changed", show(&function.name));
         return Ok(ExitCode::SUCCESS);
     }
     let env = change.wrapper_was.is_some().then(|| {
@@ -65,7 +71,7 @@ async fn run(args: &AttachArgs) -> Result<ExitCode> {
         .send()
         .await
         .map_err(|e| classify(&what, "lambda:UpdateFunctionConfiguration", e))?;
-    println!("attached {arn} to function `{}`", function.name);
+    println!("attached {} to function `{}`", show(&arn), show(&function.name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -91,8 +97,8 @@ async fn read_function(
         // The variables could not be read back: writing them would erase them.
         bail!(
             "{what}: the function's variables cannot be read ({}: {}): fix that first, attaching would erase them",
-            err.error_code().unwrap_or("error"),
-            err.message().unwrap_or("")
+            show(err.error_code().unwrap_or("error")),
+            show(err.message().unwrap_or(""))
         );
     }
     let vars: BTreeMap<String, String> = env
@@ -140,12 +146,16 @@ fn pick_from(path: &Path, f: &Function) -> Result<String> {
     match found.as_slice() {
         [one] => Ok(one.layer_version_arn.clone()),
         [] => {
-            let have: Vec<String> = doc.layers.iter().map(|r| format!("{} {}", r.region, r.arch)).collect();
+            let have: Vec<String> = doc
+                .layers
+                .iter()
+                .map(|r| format!("{} {}", show(&r.region), show(&r.arch)))
+                .collect();
             Err(DeployError::NotPublishedFor {
                 path: path.display().to_string(),
-                function: f.name.clone(),
-                region: f.region.clone(),
-                arch: f.arch.clone(),
+                function: show(&f.name).to_string(),
+                region: show(&f.region).to_string(),
+                arch: show(&f.arch).to_string(),
                 have: if have.is_empty() {
                     "nothing".into()
                 } else {
@@ -158,8 +168,8 @@ fn pick_from(path: &Path, f: &Function) -> Result<String> {
             "{}: {} layers serve {} {}: pass --layer with the one you want",
             path.display(),
             many.len(),
-            f.region,
-            f.arch
+            show(&f.region),
+            show(&f.arch)
         ),
     }
 }

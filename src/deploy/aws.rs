@@ -1,24 +1,48 @@
-//! The AWS SDK: one shared configuration, a client per region, and SDK errors as one clear line.
+//! The AWS SDK: one shared configuration (every call bounded in time, every answer in size), a
+//! client per region, and SDK errors as one clear line.
 
 use std::error::Error as StdError;
 use std::fmt::Debug;
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::primitives::SdkBody;
 
 use super::DeployError;
+use crate::support::text::show;
+
+/// How long a connection may take to open; the rest of a request is bounded by `--timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of one response body read into memory. AWS's answers to our calls are a few KiB
+/// (a layer version, a function's configuration with its variables: Lambda caps those at 4 KiB);
+/// anything near this is not AWS.
+pub(crate) const RESPONSE_CAP: u64 = 8 << 20;
 
 /// The SDK's own configuration chain: credentials (environment, profile, SSO, web identity,
-/// container and instance roles), region, endpoints (`AWS_ENDPOINT_URL*`) and retries.
+/// container and instance roles), region, endpoints (`AWS_ENDPOINT_URL*`) and retries, with
+/// every call bounded in time and every answer in size.
 pub(crate) struct Aws {
     base: SdkConfig,
 }
 
 impl Aws {
-    pub async fn load() -> Aws {
+    /// `timeout` bounds each call, its retries included (an upload is one call).
+    pub async fn load(timeout: Duration) -> Aws {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .operation_timeout(timeout)
+            .build();
         Aws {
-            base: aws_config::defaults(BehaviorVersion::latest()).load().await,
+            base: aws_config::defaults(BehaviorVersion::latest())
+                .timeout_config(timeouts)
+                .load()
+                .await,
         }
     }
 
@@ -38,6 +62,7 @@ impl Aws {
     pub fn lambda(&self, region: &str) -> aws_sdk_lambda::Client {
         let conf = aws_sdk_lambda::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            .interceptor(BoundedResponse)
             .build();
         aws_sdk_lambda::Client::from_conf(conf)
     }
@@ -45,8 +70,42 @@ impl Aws {
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            .interceptor(BoundedResponse)
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+/// Caps every response body at [`RESPONSE_CAP`] before the SDK reads it whole: one that says
+/// it is longer is refused at once, and one of unknown length fails once it passes the cap.
+#[derive(Debug)]
+struct BoundedResponse;
+
+impl Intercept for BoundedResponse {
+    fn name(&self) -> &'static str {
+        "BoundedResponse"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn StdError + Send + Sync>> {
+        let response = context.response_mut();
+        let declared = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(n) = declared.filter(|&n| n > RESPONSE_CAP) {
+            return Err(format!(
+                "the endpoint answered with a {n}-byte body, over the {RESPONSE_CAP} bytes layerbuild reads: it is not AWS's answer"
+            )
+            .into());
+        }
+        let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+        *response.body_mut() = SdkBody::from_body_1_x(http_body_util::Limited::new(body, RESPONSE_CAP as usize));
+        Ok(())
     }
 }
 
@@ -71,8 +130,9 @@ where
 {
     let what = what.to_string();
     if let SdkError::ServiceError(s) = &err {
-        let code = s.err().code().unwrap_or("unknown error").to_string();
-        let message = s.err().message().unwrap_or("no message").to_string();
+        // The service's words, escaped: whoever answers at the endpoint wrote them.
+        let code = show(s.err().code().unwrap_or("unknown error")).to_string();
+        let message = show(s.err().message().unwrap_or("no message")).to_string();
         return classify_code(what, permission, code, message);
     }
     if credentials_missing(&err) {
@@ -126,7 +186,7 @@ fn chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = show(&e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")).to_string();
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::DeployError;
+use crate::support::text::show;
 
 pub(crate) const WRAPPER_VAR: &str = "AWS_LAMBDA_EXEC_WRAPPER";
 pub(crate) const WRAPPER: &str = "/opt/otel-instrument";
@@ -75,10 +76,10 @@ pub(crate) struct Layer {
 pub(crate) fn check_compatible(f: &Function, l: &Layer) -> Result<(), DeployError> {
     if !l.arches.is_empty() && !l.arches.contains(&f.arch) {
         return Err(DeployError::ArchMismatch {
-            function: f.name.clone(),
-            function_arch: f.arch.clone(),
-            layer: l.arn.clone(),
-            layer_arches: l.arches.join(", "),
+            function: show(&f.name).to_string(),
+            function_arch: show(&f.arch).to_string(),
+            layer: show(&l.arn).to_string(),
+            layer_arches: show(&l.arches.join(", ")).to_string(),
         });
     }
     if let Some(rt) = &f.runtime
@@ -86,10 +87,10 @@ pub(crate) fn check_compatible(f: &Function, l: &Layer) -> Result<(), DeployErro
         && !l.runtimes.contains(rt)
     {
         return Err(DeployError::RuntimeMismatch {
-            function: f.name.clone(),
-            runtime: rt.clone(),
-            layer: l.arn.clone(),
-            layer_runtimes: l.runtimes.join(", "),
+            function: show(&f.name).to_string(),
+            runtime: show(rt).to_string(),
+            layer: show(&l.arn).to_string(),
+            layer_runtimes: show(&l.runtimes.join(", ")).to_string(),
         });
     }
     Ok(())
@@ -131,7 +132,7 @@ pub(crate) fn plan(f: &Function, new: &LayerArn, new_arn: &str) -> Result<Change
     if after.len() > MAX_LAYERS {
         return Err(format!(
             "function `{}` would have {} layers and Lambda allows {MAX_LAYERS}: remove one of its layers first",
-            f.name,
+            show(&f.name),
             after.len()
         ));
     }
@@ -147,29 +148,35 @@ pub(crate) fn plan(f: &Function, new: &LayerArn, new_arn: &str) -> Result<Change
 }
 
 /// The change as a short report: layers marked kept, removed (-) or added (+), and the
-/// variables by name only, since their values may be secrets.
+/// variables by name only, since their values may be secrets. Names and ARNs come from AWS (or
+/// whoever answers at its endpoint): each is shown escaped, so none can forge a line.
 pub(crate) fn render(f: &Function, c: &Change) -> String {
     let mut s = format!(
         "function {} ({}, {}, {})\nlayers:\n",
-        f.name,
-        f.region,
-        f.arch,
-        f.runtime.as_deref().unwrap_or("no runtime")
+        show(&f.name),
+        show(&f.region),
+        show(&f.arch),
+        show(f.runtime.as_deref().unwrap_or("no runtime"))
     );
     for old in c.layers_before.iter().filter(|l| !c.layers_after.contains(l)) {
-        s.push_str(&format!("  - {old}\n"));
+        s.push_str(&format!("  - {}\n", show(old)));
     }
     for l in &c.layers_after {
         let mark = if c.layers_before.contains(l) { ' ' } else { '+' };
-        s.push_str(&format!("  {mark} {l}\n"));
+        s.push_str(&format!("  {mark} {}\n", show(l)));
     }
     s.push_str("environment:\n");
     match &c.wrapper_was {
         None => s.push_str(&format!("    {WRAPPER_VAR}={WRAPPER} (already set)\n")),
         Some(None) => s.push_str(&format!("  + {WRAPPER_VAR}={WRAPPER}\n")),
-        Some(Some(was)) => s.push_str(&format!("  ~ {WRAPPER_VAR}={WRAPPER} (was {was})\n")),
+        Some(Some(_)) => s.push_str(&format!("  ~ {WRAPPER_VAR}={WRAPPER} (was set to another value)\n")),
     }
-    let others: Vec<&str> = f.env.keys().filter(|k| *k != WRAPPER_VAR).map(String::as_str).collect();
+    let others: Vec<String> = f
+        .env
+        .keys()
+        .filter(|k| *k != WRAPPER_VAR)
+        .map(|k| show(k).to_string())
+        .collect();
     if !others.is_empty() {
         s.push_str(&format!("    kept: {}\n", others.join(", ")));
     }
@@ -277,6 +284,9 @@ mod tests {
         assert_eq!(c.wrapper_was, Some(Some("/opt/other".into())));
         let text = render(&f, &c);
         assert!(text.contains("kept: A, B") && !text.contains("=1"), "{text}");
+        // Variables by name only: the wrapper's old value may be a secret too.
+        assert!(!text.contains("/opt/other"), "{text}");
+        assert!(text.contains("(was set to another value)"), "{text}");
     }
 
     #[test]

@@ -173,7 +173,7 @@ type Outcome = (Vec<Record>, Vec<(Failure, DeployError)>);
 
 /// Publishes every layer in every region; a region that fails does not stop the others.
 async fn publish_all(args: &PublishArgs, layers: &[Local], grants: &[Grant]) -> Result<Outcome, DeployError> {
-    let aws = Aws::load().await;
+    let aws = Aws::load(std::time::Duration::from_secs(args.timeout)).await;
     let regions = aws.regions(&args.regions)?;
     let mut records = Vec::new();
     let mut failures = Vec::new();

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::support::text::show;
+
 pub(crate) const FILE_NAME: &str = "published.json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -93,8 +95,11 @@ fn sort(v: &mut [Record]) {
     v.sort_by(|a, b| (&a.region, &a.arch, &a.layer_name).cmp(&(&b.region, &b.arch, &b.layer_name)));
 }
 
+/// A published.json lists a few regions and architectures: a megabyte is far more.
+const PUBLISHED_CAP: u64 = 1 << 20;
+
 pub(crate) fn read(path: &Path) -> Result<Published> {
-    let text = fs_err::read_to_string(path)?;
+    let text = crate::support::input::read_to_string(path, PUBLISHED_CAP, "published.json")?;
     serde_json::from_str(&text).with_context(|| {
         format!(
             "{}: not a published.json written by `layerbuild publish`: publish again to rewrite it",
@@ -114,14 +119,15 @@ pub(crate) fn to_json(p: &Published) -> String {
     s
 }
 
-/// One line per region and architecture, as people read them.
+/// One line per region and architecture, as people read them. The ARN is AWS's answer, shown
+/// escaped: a line break in it cannot forge another line.
 pub(crate) fn line(r: &Record) -> String {
     let how = if r.status == "reused" {
         "reused (the latest version already has this CodeSha256)"
     } else {
         "published"
     };
-    format!("{} {} {} {how}", r.region, r.arch, r.layer_version_arn)
+    format!("{} {} {} {how}", show(&r.region), r.arch, show(&r.layer_version_arn))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::DeployError;
 use super::aws::{classify, code};
 use super::published::Record;
 use crate::model::arch::Arch;
+use crate::support::text::show;
 
 /// A verified zip and what its manifest says about it.
 #[derive(Debug, Clone)]
@@ -199,8 +200,8 @@ async fn upload(step: &Step<'_>, layer: &Local, what: &str) -> Result<(i64, Stri
     let aws_sha = out.content().and_then(|c| c.code_sha256()).unwrap_or_default();
     if aws_sha != layer.code_sha256 {
         return Err(DeployError::CodeSha256Mismatch {
-            arn,
-            aws: aws_sha.to_string(),
+            arn: show(&arn).to_string(),
+            aws: show(aws_sha).to_string(),
             manifest: layer.code_sha256.clone(),
         });
     }

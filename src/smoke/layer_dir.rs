@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -39,20 +40,39 @@ impl Layer {
 impl Drop for Layer {
     fn drop(&mut self) {
         set_writable(&self.root, true);
+        open_layers().retain(|p| p != self.work.path());
     }
 }
 
-/// Unpacks the zip (or copies the folder) and makes it read-only, as Lambda mounts /opt.
-pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, SmokeError> {
+/// The temp folders of the layers open now, for [`remove_open_layers`].
+static OPEN_LAYERS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn open_layers() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    OPEN_LAYERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every open layer's temp folder, its read-only layer included: what a signal that
+/// ends smoke does instead of the drops that will not run.
+pub(crate) fn remove_open_layers() {
+    for work in open_layers().drain(..) {
+        set_writable(&work, true);
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// Unpacks the zip (or copies the folder) by `deadline` and makes it read-only, as Lambda
+/// mounts /opt.
+pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>, deadline: Instant) -> Result<Layer, SmokeError> {
     let work = tempfile::Builder::new()
         .prefix("layerbuild-smoke-")
         .tempdir()
         .context("cannot create a temp folder for the layer")?;
+    open_layers().push(work.path().to_path_buf());
     let root = work.path().join("opt");
     let mut notes = Vec::new();
     let (source, manifest) = match (zip, dir) {
         (Some(zip), _) => {
-            unpack_zip(zip, &root)?;
+            unpack_zip(zip, &root, deadline)?;
             let mpath = crate::manifest::manifest_path(zip);
             let manifest = if mpath.exists() {
                 Some(crate::manifest::read(&mpath)?)
@@ -69,7 +89,7 @@ pub(crate) fn open(zip: Option<&Path>, dir: Option<&Path>) -> Result<Layer, Smok
             if !dir.join("otel-instrument").exists() && !dir.join("extensions").is_dir() {
                 return Err(SmokeError::NotALayer(dir.to_path_buf()));
             }
-            copy_tree(dir, &root)?;
+            copy_tree(dir, &root, deadline)?;
             (dir.display().to_string(), None)
         }
         (None, None) => return Err(SmokeError::NoLayer),
@@ -137,8 +157,12 @@ fn set_writable(root: &Path, writable: bool) {
 
 /// Unpacks through the crate's one safe extraction: names enclosed, no link created or
 /// followed, sizes within what Lambda unpacks, special bits refused.
-fn unpack_zip(zip_path: &Path, dest: &Path) -> Result<()> {
-    extract::extract(zip_path, dest, &extract::Options::default()).context(
+fn unpack_zip(zip_path: &Path, dest: &Path, deadline: Instant) -> Result<()> {
+    let opts = extract::Options {
+        deadline: Some(deadline),
+        ..extract::Options::default()
+    };
+    extract::extract(zip_path, dest, &opts).context(
         "cannot unpack the layer: give a layer zip built by `layerbuild build` (regular files and folders only)",
     )?;
     Ok(())
@@ -146,8 +170,14 @@ fn unpack_zip(zip_path: &Path, dest: &Path) -> Result<()> {
 
 /// Copies an unpacked layer, creating no link: a symlink or special file in it is refused
 /// (a layer holds regular files and folders), and modes keep their permission bits only.
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+fn copy_tree(src: &Path, dest: &Path, deadline: Instant) -> Result<()> {
     for e in walkdir::WalkDir::new(src) {
+        if Instant::now() >= deadline {
+            bail!(
+                "{}: copying the layer did not finish within --timeout",
+                show(&src.display().to_string())
+            );
+        }
         let e = e.with_context(|| format!("cannot read {}", src.display()))?;
         let rel = e.path().strip_prefix(src)?;
         let target = dest.join(rel);
@@ -288,6 +318,10 @@ service:
 mod tests {
     use super::*;
 
+    fn far() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(600)
+    }
+
     #[test]
     fn the_sample_handler_prints_the_line_smoke_checks() {
         assert!(HANDLER_PY.contains(&format!("LOG_LINE = \"{}\"", crate::smoke::checks::HANDLER_LOG_LINE)));
@@ -315,7 +349,7 @@ mod tests {
     #[test]
     fn a_folder_that_is_not_a_layer_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        match open(None, Some(dir.path())) {
+        match open(None, Some(dir.path()), far()) {
             Err(SmokeError::NotALayer(p)) => assert_eq!(p, dir.path()),
             other => panic!("{:?}", other.map(|l| l.root.clone())),
         }
@@ -331,7 +365,7 @@ mod tests {
         std::io::Write::write_all(&mut zip, b"#!/bin/sh\n").unwrap();
         zip.start_file("python/x.py", opts(0o644)).unwrap();
         zip.finish().unwrap();
-        let layer = open(Some(&zip_path), None).unwrap();
+        let layer = open(Some(&zip_path), None, far()).unwrap();
         let mode = |rel: &str| std::fs::metadata(layer.root.join(rel)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("otel-instrument"), 0o555);
         assert_eq!(mode("python/x.py"), 0o444);

@@ -79,6 +79,13 @@ pub(crate) struct Ctx<'a> {
 
 /// `layerbuild smoke`: the report printed (text or JSON); exit 0 when it passed, 1 when not.
 pub fn command(args: &SmokeArgs, mode: ProgressMode) -> Result<ExitCode> {
+    // Before any thread starts (see end_tree_on_signals): Ctrl-C or a SIGTERM ends every process
+    // the layer started and removes the unpacked layer, instead of leaving both behind.
+    if let Err(e) = proctree::end_tree_on_signals("smoke", layer_dir::remove_open_layers) {
+        eprintln!(
+            "layerbuild: warning: cannot watch for SIGINT and SIGTERM ({e}): an interrupted smoke may leave processes behind"
+        );
+    }
     let progress = Progress::new(mode, false);
     // An anyhow error goes out as itself, so that a usage error in it still reads as one.
     let report = run(args, &progress).map_err(|e| match e {
@@ -112,7 +119,9 @@ fn run(args: &SmokeArgs, progress: &Progress) -> Result<Report, SmokeError> {
             "layerbuild: warning: cannot adopt orphaned processes ({e}): a daemon an extension starts may outlive smoke"
         );
     }
-    let mut layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref())?;
+    // The unpacking is bounded by --timeout too: a zip can be made slow to unpack.
+    let unpack_by = std::time::Instant::now() + args.timeout();
+    let mut layer = layer_dir::open(args.zip.as_deref(), args.dir.as_deref(), unpack_by)?;
     let arch = layer_arch(&mut layer, args.arch, host)?;
     let ctx = Ctx {
         layer: &layer.root,

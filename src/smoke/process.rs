@@ -1,9 +1,10 @@
-//! Child processes of a smoke run: started in their own process group, watched for their exit
-//! (which wakes the run's waits), stopped, and explained in Lambda's terms when they fail.
+//! Child processes of a smoke run: started in their own process group, dying with smoke, their
+//! output kept in a capped log, watched for their exit (which wakes the run's waits), stopped,
+//! and explained in Lambda's terms when they fail.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,12 +12,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::emulator::Waker;
 use super::watch::Watch;
 use crate::model::arch::{Arch, elf_machine_name};
-use crate::support::proctree;
+use crate::support::{input, proctree};
 
 pub(crate) struct Proc {
     pub(crate) label: String,
@@ -141,7 +142,70 @@ pub(crate) fn describe_status(s: ExitStatus) -> String {
 /// What a started process's output lines are also given to (Lambda's log stream).
 pub(crate) type LineSink = Box<dyn Fn(&[u8]) + Send>;
 
-/// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log`, in a new process group.
+/// The most of one process's output kept in its log. The rest is counted and dropped, and the
+/// process never waits for it: Lambda does not stop a function for logging, and a layer's
+/// output must not fill the disk.
+pub(crate) const LOG_CAP: u64 = 16 << 20;
+/// The longest piece handed to a sink as one line: Lambda's own limit on a log line (256 KB).
+const LINE_MAX: usize = 256 << 10;
+
+/// A pipe whose reading end a thread copies into `log` up to [`LOG_CAP`] (each line of what it
+/// keeps also to `sink`), then drains to its end, noting what it dropped. Returns the writing
+/// end, for a child's stdout and stderr, and a flag set once every writer has closed it and the
+/// log is complete.
+fn capped_log(log: &Path, sink: Option<LineSink>) -> std::io::Result<(std::io::PipeWriter, Arc<Watch<bool>>)> {
+    let mut out = std::fs::File::create(log)?;
+    let (mut reader, writer) = std::io::pipe()?;
+    let done = Arc::new(Watch::new(false));
+    let flag = done.clone();
+    std::thread::Builder::new().name("smoke-log".into()).spawn(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut line = Vec::new();
+        let (mut kept, mut dropped) = (0u64, 0u64);
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = usize::try_from(LOG_CAP - kept).unwrap_or(usize::MAX).min(n);
+            if room > 0 && std::io::Write::write_all(&mut out, &buf[..room]).is_ok() {
+                kept += room as u64;
+                if let Some(sink) = &sink {
+                    feed_lines(&buf[..room], &mut line, sink);
+                }
+            }
+            dropped += (n - room) as u64;
+        }
+        if let Some(sink) = sink.as_ref().filter(|_| !line.is_empty()) {
+            sink(&line);
+        }
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "\n[layerbuild smoke: {dropped} more bytes of output dropped: a log keeps the first {LOG_CAP} bytes]"
+            );
+        }
+        flag.update(|d| *d = true);
+    })?;
+    Ok((writer, done))
+}
+
+/// Hands `sink` every line `data` completes (without its newline), and a line that grew to
+/// [`LINE_MAX`] in pieces; keeps the unfinished rest in `line`.
+fn feed_lines(data: &[u8], line: &mut Vec<u8>, sink: &LineSink) {
+    for piece in data.split_inclusive(|&b| b == b'\n') {
+        line.extend_from_slice(piece);
+        if line.last() == Some(&b'\n') {
+            sink(&line[..line.len() - 1]);
+            line.clear();
+        } else if line.len() >= LINE_MAX {
+            sink(line);
+            line.clear();
+        }
+    }
+}
+
+/// Starts `argv` in `cwd` with exactly `env`, output to `<logs>/<label>.log` (capped), in a new
+/// process group; it dies with smoke.
 pub(crate) fn spawn(
     label: &str,
     argv: &[OsString],
@@ -164,16 +228,8 @@ pub(crate) fn spawn_streamed(
     lines: Option<LineSink>,
 ) -> Result<Proc, String> {
     let log = logs.join(format!("{}.log", label.replace('/', "_")));
-    let file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let (out, err): (Stdio, Stdio) = match lines {
-        None => (file.try_clone().map_err(|e| e.to_string())?.into(), file.into()),
-        Some(sink) => {
-            let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot make a pipe for {label}: {e}"))?;
-            let err = writer.try_clone().map_err(|e| e.to_string())?;
-            copy_lines(label, reader, file, sink)?;
-            (writer.into(), err.into())
-        }
-    };
+    let (out, _) = capped_log(&log, lines).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(cwd)
@@ -183,6 +239,7 @@ pub(crate) fn spawn_streamed(
         .stdout(out)
         .stderr(err)
         .process_group(0);
+    proctree::exec_dying_with_parent(&mut cmd, argv, env).map_err(|e| e.to_string())?;
     // `cmd` holds the pipe's write end until it is dropped: the reader ends with the process.
     let spawned = cmd.spawn();
     drop(cmd);
@@ -197,25 +254,6 @@ pub(crate) fn spawn_streamed(
         }),
         Err(e) => Err(explain_spawn_error(Path::new(&argv[0]), &e)),
     }
-}
-
-/// Copies `reader` to `log` on a thread of its own, handing each line (without its newline) to
-/// `sink` as it comes, until every writer has closed the pipe.
-fn copy_lines(label: &str, reader: std::io::PipeReader, mut log: std::fs::File, sink: LineSink) -> Result<(), String> {
-    use std::io::{BufRead, Write};
-    let mut reader = std::io::BufReader::new(reader);
-    std::thread::Builder::new()
-        .name(format!("smoke-output-{label}"))
-        .spawn(move || {
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                let _ = log.write_all(&line);
-                sink(line.strip_suffix(b"\n").unwrap_or(&line));
-                line.clear();
-            }
-        })
-        .map(drop)
-        .map_err(|e| format!("cannot start the output thread of {label}: {e}"))
 }
 
 /// For an ELF file: the machine it is built for, or why its header cannot be read; `None` for
@@ -263,23 +301,27 @@ pub(crate) fn explain_spawn_error(path: &Path, e: &std::io::Error) -> String {
     }
 }
 
-/// Runs a command with a bound; returns its status and combined output.
+/// Runs a command with a bound, dying with smoke; returns its status and combined output (as
+/// much as its capped log keeps).
 pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration, log: &Path) -> Result<(ExitStatus, String)> {
-    let out = fs_err::File::create(log)?;
+    let (out, logged) = capped_log(log, None).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.into_parts().0))
-        .stderr(Stdio::from(err.into_parts().0))
-        .spawn()?;
+    proctree::die_with_parent(cmd);
+    let spawned = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+    // The command keeps its copy of the pipe's writing end: closed here, so the log can end.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = spawned?;
     let exited = watch_exit(child.id() as i32, None);
     exited.wait_until(Instant::now() + limit, |e| e.then_some(()));
     let Some(status) = child.try_wait()? else {
-        let _ = child.kill();
+        proctree::kill_tree(child.id() as i32);
         let _ = child.wait();
         bail!("did not finish within {} s", limit.as_secs());
     };
-    Ok((status, fs_err::read_to_string(log).unwrap_or_default()))
+    // Its output is all there once nothing holds the pipe (briefly, for one that left a child).
+    logged.wait_until(Instant::now() + Duration::from_secs(2), |d| d.then_some(()));
+    let text = input::read(log, LOG_CAP + 4096, "log").unwrap_or_default();
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// The last `n` lines of a log (read from its last 64 KiB).
@@ -318,6 +360,23 @@ pub(crate) fn find_qemu(arch: Arch) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_reach_the_sink_whole_or_cut_once_they_grow_past_line_max() {
+        let got = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        let g = got.clone();
+        let sink: LineSink = Box::new(move |l| g.lock().unwrap().push(l.to_vec()));
+        let mut line = Vec::new();
+        feed_lines(b"one\ntw", &mut line, &sink);
+        feed_lines(b"o\n", &mut line, &sink);
+        feed_lines(&vec![b'x'; LINE_MAX + 5], &mut line, &sink);
+        feed_lines(b"tail", &mut line, &sink);
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 3, "{:?}", got.iter().map(Vec::len).collect::<Vec<_>>());
+        assert_eq!((got[0].as_slice(), got[1].as_slice()), (&b"one"[..], &b"two"[..]));
+        assert_eq!(got[2].len(), LINE_MAX + 5);
+        assert_eq!(line, b"tail");
+    }
 
     #[test]
     fn streamed_output_reaches_the_log_and_the_sink_line_by_line() {

@@ -182,13 +182,22 @@ impl Stage {
         })
     }
 
-    /// The process groups Lambda would freeze: the runtime's and every running extension's.
-    pub(crate) fn sandbox_groups(&self) -> Vec<(String, i32)> {
-        self.runtime
+    /// What Lambda would freeze: the runtime and every running extension, each with all it
+    /// started, and the processes they left running that smoke adopted (children of smoke's
+    /// that are neither).
+    pub(crate) fn sandbox_groups(&self) -> Vec<(String, Vec<i32>)> {
+        let tracked: Vec<&Proc> = self
+            .runtime
             .iter()
             .chain(self.extensions.iter().filter_map(|e| e.proc.as_ref()))
-            .map(|p| (p.label.clone(), p.pid()))
-            .collect()
+            .collect();
+        let pids: Vec<i32> = tracked.iter().map(|p| p.pid()).collect();
+        let mut groups: Vec<(String, Vec<i32>)> = tracked.iter().map(|p| (p.label.clone(), vec![p.pid()])).collect();
+        groups.push((
+            "left running (adopted by smoke)".to_string(),
+            proctree::children_except(&pids),
+        ));
+        groups
     }
 
     pub(crate) fn extension_reports(&mut self, st: &State) -> Vec<ExtensionReport> {

@@ -195,9 +195,15 @@ const TAG_BY_US: &str = "created by layerbuild";
 /// Taken shared by every command that uses the cache, exclusively by `cache clean`.
 pub(crate) const LOCK_FILE: &str = ".lock";
 
-/// Whether `root` is a cache layerbuild made (it holds our tag).
+/// How long our tag can be: a line of signature and one of comment.
+const TAG_CAP: u64 = 4096;
+
+/// Whether `root` is a cache layerbuild made (it holds our tag: a small regular file, not a
+/// link, a FIFO or a device, which are refused without being read).
 pub(crate) fn is_ours(root: &Path) -> bool {
-    std::fs::read_to_string(root.join(TAG_FILE)).is_ok_and(|t| t.starts_with(TAG_SIGNATURE) && t.contains(TAG_BY_US))
+    input::read_own(&root.join(TAG_FILE), TAG_CAP, "cache tag").is_ok_and(|t| {
+        t.starts_with(TAG_SIGNATURE.as_bytes()) && t.windows(TAG_BY_US.len()).any(|w| w == TAG_BY_US.as_bytes())
+    })
 }
 
 /// A command's hold on the cache root; released when dropped (or when the process ends).
@@ -228,19 +234,30 @@ pub(crate) fn hold_alone(root: &Path) -> Result<Option<Hold>> {
     }
 }
 
+/// The lock file, opened without following a link (a link would create a file wherever it
+/// points) and without blocking (a FIFO in its place has no reader); it must be a regular file.
 fn open_lock(root: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = root.join(LOCK_FILE);
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&path)
         .with_context(|| {
             format!(
-                "cannot open {}: set LAYERBUILD_CACHE to a writable folder",
+                "cannot open {} (a symlink or FIFO in its place is refused): remove it, or set LAYERBUILD_CACHE to a writable folder",
                 path.display()
             )
-        })
+        })?;
+    if !file.metadata()?.is_file() {
+        bail!(
+            "{}: not a regular file: remove it, layerbuild makes it again",
+            path.display()
+        );
+    }
+    Ok(file)
 }
 
 fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -38,11 +39,17 @@ pub(crate) const LAYER: Limits = Limits {
     entries: 200_000,
 };
 
+/// The longest entry name unpacked: under /opt it must still fit Linux's PATH_MAX (4096 with
+/// its NUL), or Lambda's runtime could not open it by name.
+pub(crate) const MAX_NAME_BYTES: usize = 4096 - "/opt/".len() - 1;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Options {
     pub limits: Limits,
     /// Keep setuid, setgid and sticky bits instead of refusing entries that have them.
     pub allow_special_bits: bool,
+    /// Give up when unpacking is still going at this moment (a command's `--timeout`).
+    pub deadline: Option<Instant>,
 }
 
 impl Default for Options {
@@ -50,6 +57,16 @@ impl Default for Options {
         Options {
             limits: LAYER,
             allow_special_bits: false,
+            deadline: None,
+        }
+    }
+}
+
+impl Options {
+    fn check_deadline(&self) -> Result<(), String> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err("unpacking did not finish in the time given (--timeout)".into()),
+            _ => Ok(()),
         }
     }
 }
@@ -156,6 +173,7 @@ pub(crate) fn extract(zip_path: &Path, dest: &Path, opts: &Options) -> Result<Ex
     let mut done = Extracted::default();
     let mut dir_modes: Vec<(String, u32)> = Vec::new();
     for (i, canon) in entries.iter().enumerate() {
+        opts.check_deadline().map_err(|p| fail(None, p))?;
         let shown = show_bytes(&canon.name);
         let bad = |problem: String| fail(Some(shown.clone()), problem);
         let mut entry = zip.by_index(i).map_err(|e| bad(format!("cannot be read ({e})")))?;
@@ -184,7 +202,7 @@ pub(crate) fn extract(zip_path: &Path, dest: &Path, opts: &Options) -> Result<Ex
             }
         }
     }
-    set_dir_modes(&root, &entries, dir_modes).map_err(|p| fail(None, p))?;
+    set_dir_modes(&root, dir_modes, opts).map_err(|p| fail(None, p))?;
     Ok(done)
 }
 
@@ -204,6 +222,12 @@ struct Planned<'a> {
 impl<'a> Planned<'a> {
     fn of(e: &'a zipcanon::Entry, opts: &Options) -> Result<Planned<'a>, String> {
         let name = e.name_str().ok_or("has a name that is not UTF-8")?;
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "has a {}-byte name, over the {MAX_NAME_BYTES} bytes a path under /opt can have (Linux's PATH_MAX)",
+                name.len()
+            ));
+        }
         crate::check::rules::check_path(name).map_err(|x| format!("cannot be unpacked safely ({x})"))?;
         let is_dir_name = name.ends_with('/');
         let mode = e
@@ -265,22 +289,14 @@ fn check_budget(entries: &[zipcanon::Entry], limits: &Limits) -> Result<(), Stri
     Ok(())
 }
 
-/// Folder modes last, deepest first, so a read-only folder does not stop its own unpacking;
-/// folders only implied by a path get 0755.
-fn set_dir_modes(root: &File, entries: &[zipcanon::Entry], explicit: Vec<(String, u32)>) -> Result<(), String> {
-    let mut modes: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
-    for e in entries {
-        let name = e.name_str().unwrap_or_default().trim_end_matches('/');
-        let mut parts: Vec<&str> = name.split('/').collect();
-        parts.pop();
-        for i in 1..=parts.len() {
-            modes.entry(parts[..i].join("/")).or_insert(0o755);
-        }
-    }
-    modes.extend(explicit);
-    let mut dirs: Vec<(String, u32)> = modes.into_iter().collect();
-    dirs.sort_by_key(|(d, _)| std::cmp::Reverse(d.matches('/').count()));
-    for (d, mode) in dirs {
+/// The modes of the folders the zip lists, set last and deepest first, so a read-only folder
+/// does not stop its own unpacking. Each is reached in as many steps as its name has parts,
+/// so the work grows with the zip's names, not with their square; folders only implied by a
+/// path got 0755 when they were made.
+fn set_dir_modes(root: &File, mut explicit: Vec<(String, u32)>, opts: &Options) -> Result<(), String> {
+    explicit.sort_by_key(|(d, _)| std::cmp::Reverse(d.matches('/').count()));
+    for (d, mode) in explicit {
+        opts.check_deadline()?;
         let parts: Vec<&str> = d.split('/').collect();
         let fd = walk(root, &parts, false).map_err(|e| format!("cannot open `{}` ({e})", show(&d)))?;
         fd.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -309,15 +325,17 @@ fn open_dir(path: &Path) -> io::Result<File> {
 }
 
 /// Opens the folder `parts` below `root` one name at a time, never following a link;
-/// creates missing folders (private until their modes are set) when `create` is set.
+/// creates missing folders when `create` is set, each 0755 once it is open (the unpacking's
+/// own root stays private until the caller is done).
 fn walk(root: &File, parts: &[&str], create: bool) -> io::Result<File> {
     let mut dir = root.try_clone()?;
     for part in parts {
         let c = cstr(part)?;
+        let mut made = false;
         if create {
             // SAFETY: a valid C string and an open folder descriptor.
-            let made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) };
-            if made != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) } == 0;
+            if !made && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
                 return Err(io::Error::last_os_error());
             }
         }
@@ -340,6 +358,9 @@ fn walk(root: &File, parts: &[&str], create: bool) -> io::Result<File> {
             ));
         }
         dir = unsafe { File::from_raw_fd(fd) };
+        if made {
+            dir.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     Ok(dir)
 }

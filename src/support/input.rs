@@ -80,9 +80,25 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 /// The open itself must not block: a FIFO without a writer would wait forever, so it is opened
 /// non-blocking and refused by what the open descriptor is, which no rename can change.
 pub(crate) fn open_regular(path: &Path) -> Result<File, InputError> {
+    open_checked(path, 0)
+}
+
+/// [`open_regular`] for a file layerbuild keeps in a folder of its own (the cache's tag): a
+/// symlink in its place is refused, not followed.
+pub(crate) fn open_own(path: &Path) -> Result<File, InputError> {
+    open_checked(path, libc::O_NOFOLLOW).map_err(|e| match e {
+        InputError::Io { path, source } if source.raw_os_error() == Some(libc::ELOOP) => InputError::NotRegular {
+            path,
+            kind: "a symlink",
+        },
+        other => other,
+    })
+}
+
+fn open_checked(path: &Path, flags: libc::c_int) -> Result<File, InputError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | flags)
         .open(path)
         .map_err(|e| InputError::io(path, e))?;
     let meta = file.metadata().map_err(|e| InputError::io(path, e))?;
@@ -111,7 +127,15 @@ pub(crate) fn capacity(declared: u64, cap: u64) -> usize {
 
 /// Reads a whole regular file of at most `cap` bytes; `what` names it in errors.
 pub(crate) fn read(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
-    let file = open_regular(path)?;
+    read_from(open_regular(path)?, path, cap, what)
+}
+
+/// [`read`] through [`open_own`]: no link followed.
+pub(crate) fn read_own(path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
+    read_from(open_own(path)?, path, cap, what)
+}
+
+fn read_from(file: File, path: &Path, cap: u64, what: &'static str) -> Result<Vec<u8>, InputError> {
     let len = file.metadata().map_err(|e| InputError::io(path, e))?.len();
     let too_big = |size| InputError::TooBig {
         path: path.to_path_buf(),
@@ -217,6 +241,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = read(d.path(), 10, "test file").unwrap_err();
         assert!(matches!(e, InputError::NotRegular { kind: "a folder", .. }), "{e}");
+    }
+
+    #[test]
+    fn own_files_are_never_reached_through_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::write(&real, b"x").unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(read(&link, 10, "test file").unwrap(), b"x");
+        let e = read_own(&link, 10, "test file").unwrap_err();
+        assert!(matches!(e, InputError::NotRegular { kind: "a symlink", .. }), "{e}");
+        assert_eq!(read_own(&real, 10, "test file").unwrap(), b"x");
+        let e = read_own(Path::new("/dev/zero"), 10, "test file").unwrap_err();
+        assert!(matches!(e, InputError::NotRegular { .. }), "{e}");
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub(crate) mod input;
 pub(crate) mod outdir;
 pub(crate) mod proctree;
 pub(crate) mod progress;
+#[cfg(test)]
+pub(crate) mod testenv;
 pub(crate) mod text;
 pub(crate) mod tool;
 pub(crate) mod usage;

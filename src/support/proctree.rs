@@ -1,10 +1,13 @@
-//! Ending a process and everything it started, including what left its process group or
-//! session (`setsid`, double forks): the tree is read from /proc, frozen with SIGSTOP so it
-//! cannot fork while it is read, then killed. A command that runs untrusted programs also
-//! becomes a child subreaper, so orphans are re-parented to it instead of to init and can be
-//! found and ended too.
+//! Stopping and ending a process and everything it started, including what left its process
+//! group or session (`setsid`, double forks): the tree is read from /proc, frozen with SIGSTOP
+//! so it cannot fork while it is read, then continued or killed. A command that runs untrusted
+//! programs also becomes a child subreaper, so orphans are re-parented to it instead of to init
+//! and can be found too; its children die with it (`PR_SET_PDEATHSIG`), and SIGINT, SIGTERM and
+//! SIGHUP end its whole tree before it exits.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Makes orphaned descendants of this process its children instead of init's.
@@ -64,38 +67,176 @@ fn signal(pid: i32, sig: i32) {
     }
 }
 
-/// Kills `root` and all its descendants. The tree is stopped first and read again until it
-/// stops growing, so a process forked during the walk is not missed. `root` itself is left
-/// for its owner to reap; adopted descendants are reaped here.
-pub(crate) fn kill_tree(root: i32) {
-    let mut tree: BTreeSet<i32> = BTreeSet::from([root]);
+/// Stops (SIGSTOP) every root and all their descendants, reading the tree again until it stops
+/// growing, so a process forked during the walk is not missed; returns every process stopped.
+pub(crate) fn stop_tree(roots: &[i32]) -> BTreeSet<i32> {
+    let mut tree: BTreeSet<i32> = roots.iter().copied().collect();
     for _ in 0..20 {
         for &p in &tree {
             signal(p, libc::SIGSTOP);
         }
-        let now: BTreeSet<i32> = std::iter::once(root).chain(descendants(root)).collect();
+        let now: BTreeSet<i32> = roots
+            .iter()
+            .flat_map(|&r| std::iter::once(r).chain(descendants(r)))
+            .collect();
         if now.is_subset(&tree) {
             break;
         }
         tree.extend(now);
     }
+    tree
+}
+
+/// Continues (SIGCONT) every process of a stopped tree.
+pub(crate) fn continue_all(tree: &BTreeSet<i32>) {
+    for &p in tree {
+        signal(p, libc::SIGCONT);
+    }
+}
+
+/// Kills `root` and all its descendants, stopped first (see [`stop_tree`]). `root` itself is
+/// left for its owner to reap; adopted descendants are reaped here.
+pub(crate) fn kill_tree(root: i32) {
+    let tree = stop_tree(&[root]);
     for &p in &tree {
         signal(p, libc::SIGKILL);
     }
     reap(tree.into_iter().filter(|&p| p != root));
 }
 
+/// This process's children that are not in `keep`: for a subreaper, the orphans it adopted.
+pub(crate) fn children_except(keep: &[i32]) -> Vec<i32> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    parents()
+        .into_iter()
+        .filter(|&(pid, ppid)| ppid == me && !keep.contains(&pid))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Makes `cmd`'s process die (SIGKILL) when the thread that starts it does, so a command that
+/// is killed outright leaves no child of its own running. Start such commands from the main
+/// thread: the signal comes when the starting thread ends, not only the process.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl: nothing would send the signal now.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the parent exited while this process started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// [`die_with_parent`], then the child execs `argv` with exactly `env` itself (execve): std's
+/// execvp would run a file the kernel refuses (ENOEXEC: another machine's ELF, no `#!` line)
+/// through /bin/sh instead of failing the spawn, and the spawn's error is what explains it.
+/// `argv[0]` must be a path; `cmd` is otherwise used for its folder and stdio only.
+pub(crate) fn exec_dying_with_parent(
+    cmd: &mut Command,
+    argv: &[std::ffi::OsString],
+    env: &BTreeMap<String, std::ffi::OsString>,
+) -> std::io::Result<()> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let cstr = |b: Vec<u8>| std::ffi::CString::new(b).map_err(|_| std::io::Error::other("NUL in an argument"));
+    let args: Vec<std::ffi::CString> = argv
+        .iter()
+        .map(|a| cstr(a.as_bytes().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let vars: Vec<std::ffi::CString> = env
+        .iter()
+        .map(|(k, v)| cstr([k.as_bytes(), b"=", &v.clone().into_vec()].concat()))
+        .collect::<Result<_, _>>()?;
+    // Addresses made here, before the fork: the child must not allocate.
+    let table = |v: &[std::ffi::CString]| -> Vec<usize> {
+        v.iter()
+            .map(|c| c.as_ptr() as usize)
+            .chain(std::iter::once(0))
+            .collect()
+    };
+    let (arg_ptrs, var_ptrs) = (table(&args), table(&vars));
+    die_with_parent(cmd);
+    // SAFETY: execve with NUL-terminated strings and NULL-terminated tables that `args` and
+    // `vars`, moved into the closure, keep alive; it returns only on failure.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = (&args, &vars);
+            libc::execve(
+                arg_ptrs[0] as *const libc::c_char,
+                arg_ptrs.as_ptr() as *const *const libc::c_char,
+                var_ptrs.as_ptr() as *const *const libc::c_char,
+            );
+            Err(std::io::Error::last_os_error())
+        });
+    }
+    Ok(())
+}
+
+/// Ends the whole tree of this process when SIGINT, SIGTERM or SIGHUP comes: every descendant
+/// (adopted orphans included) is killed, `cleanup` runs (remove temp folders), and the process
+/// exits 128 + the signal, as a shell reports it. A signal this process was started ignoring
+/// (SIGINT for a shell's background job, SIGHUP under nohup) stays ignored. Call it before any
+/// thread starts: the signals are blocked in the caller, and threads started later inherit
+/// that, so only the watcher thread takes them. Children get an empty mask (std resets it at
+/// spawn).
+pub(crate) fn end_tree_on_signals(what: &'static str, cleanup: fn()) -> std::io::Result<()> {
+    // SAFETY: the sigset and sigaction live on this stack; the calls only read or write them.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
+            libc::sigaddset(&mut set, sig);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        set
+    };
+    let watcher = move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait reads the set and writes the signal number into `sig`, both ours.
+        while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+        end_descendants();
+        cleanup();
+        eprintln!(
+            "layerbuild: {what} interrupted by signal {sig}: every process it started was ended and its temp folder removed"
+        );
+        std::process::exit(128 + sig);
+    };
+    std::thread::Builder::new()
+        .name("layerbuild-signals".into())
+        .spawn(watcher)
+        .map(|_| ())
+}
+
+/// Kills every descendant of this process: each child's tree, adopted orphans included.
+fn end_descendants() {
+    let children = children_except(&[]);
+    let tree = stop_tree(&children);
+    for &p in &tree {
+        signal(p, libc::SIGKILL);
+    }
+    reap(tree.into_iter());
+}
+
 /// Kills every child of this process (with its tree) that is not in `keep`: the orphans a
 /// subreaper adopted.
 /// Returns how many there were.
 pub(crate) fn end_adopted(keep: &[i32]) -> usize {
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
-    let adopted: Vec<i32> = parents()
-        .into_iter()
-        .filter(|&(pid, ppid)| ppid == me && !keep.contains(&pid))
-        .map(|(pid, _)| pid)
-        .collect();
+    let adopted = children_except(keep);
     for &p in &adopted {
         kill_tree(p);
     }

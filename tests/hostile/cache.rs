@@ -192,3 +192,66 @@ fn the_cache_folder_is_private() {
     run::run(cmd, Duration::from_secs(120)).expect_code(0, "build with LAYERBUILD_CACHE");
     assert_eq!(mode(&open), 0o700);
 }
+
+/// `cache clean` on a cache root in `dir` whose tag or lock is `plant`ed by an attacker.
+fn clean_with(dir: &Path, plant: impl FnOnce(&Path)) -> run::Outcome {
+    let root = dir.join("cache");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    plant(&root);
+    let mut cmd = run::layerbuild(dir);
+    cmd.env("LAYERBUILD_CACHE", &root).args(["cache", "clean"]);
+    // A read without limit fails here instead of eating the machine.
+    run::limit_memory(&mut cmd, 1 << 30);
+    run::run(cmd, Duration::from_secs(30))
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+const TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# created by layerbuild\n";
+
+#[test]
+fn cache_clean_refuses_a_tag_that_is_a_fifo_or_a_device_without_reading_it() {
+    let d = tempfile::tempdir().unwrap();
+    let out = clean_with(d.path(), |root| mkfifo(&root.join("CACHEDIR.TAG")));
+    eprintln!("tag a FIFO: exit {:?} in {:?}", out.code(), out.elapsed);
+    out.expect_code(1, "cache clean with a FIFO for a tag");
+    assert!(out.stderr.contains("not a layerbuild cache"), "{}", out.stderr);
+
+    let d = tempfile::tempdir().unwrap();
+    let out = clean_with(d.path(), |root| {
+        std::os::unix::fs::symlink("/dev/zero", root.join("CACHEDIR.TAG")).unwrap();
+    });
+    eprintln!("tag a link to /dev/zero: exit {:?} in {:?}", out.code(), out.elapsed);
+    // Within a 1 GiB address space: read without limit, it would abort.
+    out.expect_code(1, "cache clean with a link to /dev/zero for a tag");
+    assert!(out.stderr.contains("not a layerbuild cache"), "{}", out.stderr);
+}
+
+#[test]
+fn cache_clean_never_follows_a_lock_link_or_opens_a_lock_fifo() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = d.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let target = outside.join("created-by-the-lock");
+    let out = clean_with(d.path(), |root| {
+        std::fs::write(root.join("CACHEDIR.TAG"), TAG).unwrap();
+        std::os::unix::fs::symlink(&target, root.join(".lock")).unwrap();
+    });
+    assert!(!target.exists(), "the lock link was followed (exit {:?})", out.code());
+    out.expect_code(1, "cache clean with a symlink for a lock");
+    assert!(out.stderr.contains(".lock"), "{}", out.stderr);
+
+    let d = tempfile::tempdir().unwrap();
+    let out = clean_with(d.path(), |root| {
+        std::fs::write(root.join("CACHEDIR.TAG"), TAG).unwrap();
+        mkfifo(&root.join(".lock"));
+    });
+    eprintln!("lock a FIFO: exit {:?} in {:?}", out.code(), out.elapsed);
+    out.expect_code(1, "cache clean with a FIFO for a lock");
+}

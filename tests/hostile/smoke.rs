@@ -13,7 +13,8 @@ fn python3() -> &'static str {
     "python3"
 }
 
-fn smoke_cmd(dir: &Path, zip: &Path, extra: &[&str]) -> Command {
+/// `smoke` on `zip` with `TMPDIR` inside `dir`, natively, offline, on free ports.
+pub(crate) fn smoke_cmd(dir: &Path, zip: &Path, extra: &[&str]) -> Command {
     let mut cmd = run::layerbuild(dir);
     cmd.env("TMPDIR", dir.join("tmp"))
         .arg("smoke")
@@ -71,7 +72,7 @@ const ESCAPING_EXTENSION: &str =
     "#!/bin/sh\nsetsid sh -c 'echo $$ > \"$PIDFILE\"; exec sleep 300' </dev/null >/dev/null 2>&1 &\nexec sleep 300\n";
 
 /// Running, not gone or a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))

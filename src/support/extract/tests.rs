@@ -166,3 +166,43 @@ fn entries_read_into_memory_are_capped_by_their_declaration() {
     let e = read_entry(&mut z.by_index(0).unwrap(), 99).unwrap_err();
     assert!(e.contains("declares 100 bytes, over the 99-byte limit"), "{e}");
 }
+
+#[test]
+fn unpacking_stops_at_its_deadline() {
+    let d = tempfile::tempdir().unwrap();
+    let zip = write_zip(d.path(), |w| {
+        w.start_file("a.txt", opts(0o644)).unwrap();
+        w.write_all(b"a").unwrap();
+    });
+    let past = Options {
+        deadline: Some(Instant::now()),
+        ..Options::default()
+    };
+    let e = extract(&zip, &d.path().join("late"), &past).unwrap_err();
+    assert!(e.to_string().contains("did not finish in the time given"), "{e}");
+    let later = Options {
+        deadline: Some(Instant::now() + std::time::Duration::from_secs(60)),
+        ..Options::default()
+    };
+    extract(&zip, &d.path().join("in-time"), &later).unwrap();
+}
+
+#[test]
+fn a_name_longer_than_a_path_under_opt_can_be_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let deep = format!("{}f", "a/".repeat(MAX_NAME_BYTES / 2));
+    let zip = write_zip(d.path(), |w| {
+        w.start_file(deep.as_str(), opts(0o644)).unwrap();
+        w.write_all(b"x").unwrap();
+    });
+    let e = extract(&zip, &d.path().join("out"), &Options::default()).unwrap_err();
+    assert!(e.to_string().contains("PATH_MAX"), "{e}");
+    // Just within the bound: unpacked, every implied folder 0755.
+    let ok = format!("{}f", "a/".repeat(MAX_NAME_BYTES / 2 - 1));
+    let zip = write_zip(d.path(), |w| {
+        w.start_file(ok.as_str(), opts(0o644)).unwrap();
+        w.write_all(b"x").unwrap();
+    });
+    extract(&zip, &d.path().join("fits"), &Options::default()).unwrap();
+    assert_eq!(mode_of(&d.path().join("fits/a/a")), 0o755);
+}
