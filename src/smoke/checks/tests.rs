@@ -232,6 +232,7 @@ fn runtime_log_check_fails_on_a_second_instrument_and_names_the_line() {
     );
     let c = runtime_log_check(&dir.path().join("missing.log"));
     assert!(!c.ok && c.detail.starts_with("cannot read"), "{c:?}");
+}
 
 fn log_line(body: &str, request_id: &str, received_us: u64) -> receiver::LogLine {
     receiver::LogLine {
