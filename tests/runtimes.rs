@@ -145,3 +145,68 @@ fn the_real_arm64_layer_runs_python_3_9_under_qemu() {
     );
     assert_eq!(report["passed"], true, "{report:#}");
 }
+
+/// A stand-in interpreter on a PATH of its own: a script answering the finder's probe as
+/// CPython `version` would.
+fn fake_python_path(dir: &Path, name: &str, version: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let p = bin.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' {version} cb0d0d0a \"$0\"\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn python_find_prints_what_the_finder_picks_and_where_it_looked() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = fake_python_path(d.path(), "python3.12", "3.12.7");
+    let out = layerbuild(d.path())
+        .args(["python", "find", "python3.12"])
+        .env("PATH", &bin)
+        .env("HOME", d.path())
+        .env_remove("PYENV_ROOT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("python3.12 3.12.7 {}\n", bin.join("python3.12").display())
+    );
+
+    // Nothing for 3.14 on this PATH and no Debian root in this private cache: exit 1, and the
+    // message says what would prepare one.
+    let out = layerbuild(d.path())
+        .args(["python", "find", "python3.14"])
+        .env("PATH", &bin)
+        .env("HOME", d.path())
+        .env_remove("PYENV_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("layerbuild: no python3.14 interpreter found; looked at"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(none: `layerbuild python fetch python3.14` prepares one)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn python_fetch_of_a_runtime_no_debian_suite_has_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, err) = fails(d.path(), &["python", "fetch", "python3.12"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("python3.12: no Debian suite has it (they have python3.9 (bullseye), python3.11 (bookworm), python3.13 (trixie), python3.14 (forky))"),
+        "{err}"
+    );
+    let (code, err) = fails(d.path(), &["python", "fetch", "python2.7"]);
+    assert_eq!(code, 2, "{err}");
+}

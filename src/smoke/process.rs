@@ -217,7 +217,7 @@ pub(crate) fn spawn(
     spawn_streamed(label, argv, cwd, env, logs, waker, None)
 }
 
-/// As `spawn`; with `lines`, the output goes through a pipe, each line to the log and to `lines`.
+/// As `spawn`, with each line of the output it keeps also handed to `lines`.
 pub(crate) fn spawn_streamed(
     label: &str,
     argv: &[OsString],
