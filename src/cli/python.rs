@@ -10,7 +10,7 @@ use crate::model::arch::Arch;
 use crate::model::runtime::Runtime;
 use crate::python::debian_root::{self, Prepare};
 use crate::python::interpreter::{self, Sources};
-use crate::support::text::terminal_safe;
+use crate::support::text::{show, terminal_safe};
 use crate::support::usage::usage;
 
 #[derive(Debug, Subcommand)]
@@ -41,9 +41,13 @@ pub fn run(command: &PythonCommand) -> Result<ExitCode> {
                 let from = found
                     .debian_root
                     .as_ref()
-                    .map(|d| format!(" (Debian root {})", d.display()))
+                    .map(|d| format!(" (Debian root {})", show(&d.display().to_string())))
                     .unwrap_or_default();
-                println!("{rt} {} {}{from}", found.version, found.path.display());
+                println!(
+                    "{rt} {} {}{from}",
+                    found.version,
+                    show(&found.path.display().to_string())
+                );
             }
         }
         PythonCommand::Fetch { runtimes } => {
@@ -76,7 +80,7 @@ fn fetch(rt: Runtime, host: Arch, cache: &std::path::Path) -> Result<()> {
         eprintln!(
             "layerbuild: preparing a Debian {} {host} root for {rt} (debootstrap, about a minute; kept in {})",
             suite.name,
-            cache.join("roots").display()
+            show(&cache.join("roots").display().to_string())
         );
     }
     let root = debian_root::prepare(rt, &Prepare::here(cache, host, None))
@@ -89,7 +93,7 @@ fn fetch(rt: Runtime, host: Arch, cache: &std::path::Path) -> Result<()> {
     println!(
         "{rt} {} {} (Debian {} root, {how})",
         terminal_safe(&root.version),
-        launcher.display(),
+        show(&launcher.display().to_string()),
         suite.name
     );
     Ok(())
