@@ -86,9 +86,9 @@ smoke: layers
 ## suite has, are checked statically.
 example:
 	$(CARGO) build $(PROFILE)
-	$(LAYERBUILD) --spec $(EXAMPLE) --out dist/example
+	$(LAYERBUILD) --spec $(EXAMPLE) --source-root . --out dist/example
 	$(LAYERBUILD) verify $(EX_X86_ZIP) $(EX_ARM_ZIP)
-	$(LAYERBUILD) plan --spec $(EXAMPLE) | grep -A6 'python size' | head -14
+	$(LAYERBUILD) plan --spec $(EXAMPLE) --source-root . | grep -A6 'python size' | head -14
 	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
 	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
 
