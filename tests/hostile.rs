@@ -1,4 +1,4 @@
-//! Hostile input (issue 14): zips, wheels, locks, specs, caches, output folders and extensions
+//! Hostile input (issues 14 and 25): zips, wheels, locks, specs, caches, output folders and extensions
 //! made by an attacker, run through the binary. Helpers live in `tests/hostile/`.
 
 #[path = "hostile/cache.rs"]
@@ -18,10 +18,14 @@ mod output;
 mod pyfix;
 #[path = "hostile/rawzip.rs"]
 mod rawzip;
+#[path = "hostile/readers.rs"]
+mod readers;
 #[path = "hostile/run.rs"]
 mod run;
 #[path = "hostile/smoke.rs"]
 mod smoke;
+#[path = "hostile/sources.rs"]
+mod sources;
 #[path = "hostile/toolchains.rs"]
 mod toolchains;
 #[path = "hostile/verify.rs"]
