@@ -27,6 +27,7 @@ CUR_HOST_ZIP := $(if $(filter aarch64 arm64,$(shell uname -m)),$(CUR_ARM_ZIP),$(
 ## install as the README gives it, the Python tests of the wrapper and shim, the layer under
 ## AWS's Runtime Interface Emulator, the smoke run of both layers, the python3.10-3.13
 ## example built and smoked, and the current layer (examples/current) built, verified and smoked.
+## (`lint` leaves target/release/layerbuild built without `publish`; `layers` builds it again.)
 test: provision lint collector-test layers current rust-test install-check python-test rie smoke example current-smoke
 
 ## Install what a fresh machine lacks (apt, pip), or fail at once with the command that fixes it.
@@ -37,9 +38,13 @@ provision:
 	scripts/provision
 	python3 tests/rie/provision.py
 
+## Both feature sets the README offers: the default, and `--no-default-features` (no
+## publish/attach), built and linted so that neither rots unseen.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
+	$(CARGO) clippy $(PROFILE) --no-default-features --all-targets -- -D warnings
+	$(CARGO) build $(PROFILE) --no-default-features
 	@unformatted=$$(gofmt -l collector) && test -z "$$unformatted" || \
 	{ echo "gofmt: these files need \`gofmt -w\`: $$unformatted" >&2; exit 1; }
 
@@ -86,9 +91,9 @@ smoke: layers
 ## suite has, are checked statically.
 example:
 	$(CARGO) build $(PROFILE)
-	$(LAYERBUILD) --spec $(EXAMPLE) --out dist/example
+	$(LAYERBUILD) --spec $(EXAMPLE) --source-root . --out dist/example
 	$(LAYERBUILD) verify $(EX_X86_ZIP) $(EX_ARM_ZIP)
-	$(LAYERBUILD) plan --spec $(EXAMPLE) | grep -A6 'python size' | head -14
+	$(LAYERBUILD) plan --spec $(EXAMPLE) --source-root . | grep -A6 'python size' | head -14
 	$(LAYERBUILD) smoke $(EX_X86_ZIP) --free-ports --foreign-python require
 	$(LAYERBUILD) smoke $(EX_ARM_ZIP) --free-ports --foreign-python require
 
@@ -98,7 +103,7 @@ example:
 current:
 	$(CARGO) build $(PROFILE)
 	$(LAYERBUILD) python fetch python3.14
-	$(LAYERBUILD) --spec $(CURRENT) --out dist/current
+	$(LAYERBUILD) --spec $(CURRENT) --source-root . --out dist/current
 	$(LAYERBUILD) verify $(CUR_X86_ZIP) $(CUR_ARM_ZIP)
 
 ## The current layer run: on x86_64 under every runtime (pyenv's 3.10-3.13, forky's 3.14); the

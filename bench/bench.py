@@ -259,7 +259,8 @@ def cold_init(ours_zip):
     layers = [("default layer (1.20.0 / 0.41b0)", "default", PEER_PYTHON, LOCK,
                unzipped(ours_zip, WORK / "init-default"))]
     if CURRENT_SPEC.is_file():
-        run([str(LAYERBUILD), "--spec", str(current_x86_312()), "--out", str(WORK / "current"), "-q"], cwd=ROOT)
+        run([str(LAYERBUILD), "--spec", str(current_x86_312()), "--source-root", str(ROOT),
+             "--out", str(WORK / "current"), "-q"], cwd=ROOT)
         current_zip = next((WORK / "current").glob("*amd64*.zip"))
         layers.append(("current layer (1.45 / 0.66bN)", "current", "3.12",
                        CURRENT_SPEC.parent / "requirements.txt", unzipped(current_zip, WORK / "init-current")))

@@ -31,6 +31,8 @@ pub(crate) struct Options {
     pub wheelhouse: Option<PathBuf>,
     pub offline: bool,
     pub no_bytecode: bool,
+    /// The folder `files:` sources must stay in, instead of the spec's.
+    pub source_root: Option<PathBuf>,
 }
 
 /// Everything a build will do, decided.
@@ -177,14 +179,15 @@ fn steps(
     cache: &Path,
 ) -> Result<Vec<Step>> {
     let mut listed = Vec::new();
+    let root = opts.source_root.as_deref().unwrap_or(&spec.dir);
     for f in &spec.spec.files {
-        listed.extend(files::list(f, &spec.dir, "files")?);
+        listed.extend(files::list(f, spec, root, "files")?);
     }
     let mut steps = Vec::new();
     let mut after_files = Vec::new();
     if let Some(c) = &spec.spec.collector {
         if let Some(cfg) = &c.config {
-            listed.extend(files::list(cfg, &spec.dir, "collector.config")?);
+            listed.extend(files::list(cfg, spec, root, "collector.config")?);
             after_files.push(Step::CheckConfig(spec.resolve(&cfg.src)));
         }
         let source = collector.expect("the plan has a collector source for every arch");

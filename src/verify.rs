@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 
-use crate::check::zipcanon::{self, Entry as RawEntry};
+use crate::check::zipcanon::Entry as RawEntry;
 use crate::check::{elf, rules};
 use crate::manifest::{self, Manifest, ManifestEntry, format_mode};
 use crate::model::arch::Arch;
 use crate::model::lambda;
-use crate::support::extract::{HashSink, stream_exact};
+use crate::support::extract::{self, HashSink, Opened};
 use crate::support::input;
 use crate::support::outdir;
 use crate::support::text::show;
@@ -159,15 +159,16 @@ fn verify_inner<R: Read + Seek>(
             format!("manifest names unknown architecture `{}`", show(&manifest.layer.arch)),
         )
     })?;
-    let raw = zipcanon::scan(zip, len).map_err(|e| {
-        let entry = e.entry.as_deref().map(String::from_utf8_lossy);
-        fail(zip_path, entry.as_deref(), e.problem)
-    })?;
+    // The listing is held to the manifest's limits below, which name the entry to blame.
+    let mut opened =
+        Opened::new(zip_path, &mut *zip, len, &extract::UNCAPPED).map_err(|e| fail(zip_path, None, e.detail()))?;
     let expected: BTreeMap<&str, &ManifestEntry> = manifest.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     // Entry by entry first, so a changed zip is reported by what changed in it; every
     // declared size is within the limit before any byte is inflated.
-    let unzipped = check_listing(zip_path, &raw, &expected, manifest)?;
-    check_contents(zip_path, zip, &raw, &expected, arch, manifest)?;
+    let unzipped = check_listing(zip_path, &opened.entries, &expected, manifest)?;
+    check_contents(zip_path, &mut opened, &expected, arch, manifest)?;
+    let entries = opened.entries.len();
+    drop(opened);
     let sha256 = check_zip_record(zip_path, zip, len, manifest, sha256)?;
     let mut warnings = Vec::new();
     if len > lambda::ZIPPED_DIRECT_BYTES {
@@ -178,7 +179,7 @@ fn verify_inner<R: Read + Seek>(
         ));
     }
     Ok(Verified {
-        entries: raw.len(),
+        entries,
         size: len,
         unzipped,
         sha256,
@@ -326,30 +327,23 @@ fn check_entry<'a>(
 /// the layer's architecture; the collector's hash is the manifest's collector record.
 fn check_contents<R: Read + Seek>(
     zip_path: &Path,
-    zip: &mut R,
-    raw: &[RawEntry],
+    zip: &mut Opened<R>,
     expected: &BTreeMap<&str, &ManifestEntry>,
     arch: Arch,
     manifest: &Manifest,
 ) -> Result<()> {
-    let mut archive =
-        zip::ZipArchive::new(zip).map_err(|e| fail(zip_path, None, format!("not a readable zip ({e}): rebuild it")))?;
     let collector = manifest.collector.as_ref();
     let mut collector_seen = false;
-    for (i, e) in raw.iter().enumerate() {
-        let name = e.name_str().unwrap_or_default();
+    for i in 0..zip.entries.len() {
+        let name = zip.entries[i].name_str().unwrap_or_default().to_string();
+        let name = name.as_str();
         if name.ends_with('/') {
             continue;
         }
         let bad = |problem: String| fail(zip_path, Some(name), problem);
-        let mut file = archive.by_index(i).map_err(|x| bad(format!("is unreadable ({x})")))?;
-        if file.name_raw() != e.name.as_slice() {
-            return Err(bad("the zip reader sees another entry in its place".into()));
-        }
-        let mut sink = HashSink::new(ELF_HEAD);
-        stream_exact(&mut file, e.size, &mut sink)
-            .map_err(|x| bad(format!("cannot be read back ({x}): the zip is damaged")))?;
-        let (sha, head) = sink.finish();
+        let (sha, head) = zip
+            .hash(i, ELF_HEAD)
+            .map_err(|x| bad(format!("cannot be read back ({}): the zip is damaged", x.problem)))?;
         let want = expected[name];
         if want.sha256.as_deref() != Some(sha.as_str()) {
             return Err(bad(format!(

@@ -335,7 +335,11 @@ fn missing_input_fails() {
     let d = tempfile::tempdir().unwrap();
     fixture(d.path());
     std::fs::remove_file(d.path().join("src/otel-instrument")).unwrap();
-    build_fails(d.path(), &[], "src/otel-instrument: input named in `files` is missing");
+    build_fails(
+        d.path(),
+        &[],
+        "layer.yaml: `files` entry `src/otel-instrument`: the input is missing",
+    );
 }
 
 #[test]

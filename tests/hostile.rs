@@ -21,12 +21,16 @@ mod output;
 mod pyfix;
 #[path = "hostile/rawzip.rs"]
 mod rawzip;
+#[path = "hostile/readers.rs"]
+mod readers;
 #[path = "hostile/run.rs"]
 mod run;
 #[path = "hostile/smoke.rs"]
 mod smoke;
 #[path = "hostile/smoke_tree.rs"]
 mod smoke_tree;
+#[path = "hostile/sources.rs"]
+mod sources;
 #[path = "hostile/toolchains.rs"]
 mod toolchains;
 #[path = "hostile/verify.rs"]

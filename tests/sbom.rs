@@ -151,12 +151,21 @@ fn sboms_are_the_same_bytes_for_the_same_inputs() {
 }
 
 /// Rewrites the amd64 SBOM with `change` applied, then `verify` must fail saying `message`.
-fn tampered_fails(dir: &Path, message: &str, change: impl FnOnce(&mut Value)) {
+/// With `rehash`, the manifest's record of the SBOM is rewritten to the new bytes too, as
+/// anyone who can change the folder can: then what the SBOM says must refuse it.
+fn tampered_fails(dir: &Path, message: &str, rehash: bool, change: impl FnOnce(&mut Value)) {
     let path = dir.join("dist").join(AMD64_SBOM);
-    let original = std::fs::read(&path).unwrap();
+    let manifest = dir.join("dist").join(AMD64_ZIP.replace(".zip", ".manifest.json"));
+    let (original, original_manifest) = (std::fs::read(&path).unwrap(), std::fs::read(&manifest).unwrap());
     let mut doc: Value = serde_json::from_slice(&original).unwrap();
     change(&mut doc);
-    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let tampered = serde_json::to_vec_pretty(&doc).unwrap();
+    std::fs::write(&path, &tampered).unwrap();
+    if rehash {
+        let mut m: Value = serde_json::from_slice(&original_manifest).unwrap();
+        m["sbom"]["sha256"] = sha256_hex(&tampered).into();
+        std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    }
     layerbuild(dir)
         .args(["verify", &format!("dist/{AMD64_ZIP}")])
         .assert()
@@ -164,6 +173,7 @@ fn tampered_fails(dir: &Path, message: &str, change: impl FnOnce(&mut Value)) {
         .stderr(contains(AMD64_SBOM))
         .stderr(contains(message));
     std::fs::write(&path, original).unwrap();
+    std::fs::write(&manifest, original_manifest).unwrap();
 }
 
 fn component_mut<'a>(doc: &'a mut Value, r: &str) -> &'a mut Value {
@@ -193,25 +203,36 @@ fn verify_fails_on_a_tampered_sbom() {
         said.contains(&format!("also checked {AMD64_ZIP}.sha256, {AMD64_SBOM})")),
         "{said}"
     );
-    tampered_fails(d.path(), "says `python/alpha-1.0.dist-info` is alpha 1.1", |doc| {
-        component_mut(doc, "wheel:alpha-1.0-py3-none-any.whl")["version"] = "1.1".into();
-    });
-    tampered_fails(d.path(), "lists no component for `python/gamma-3.0.dist-info`", |doc| {
-        let list = doc["components"].as_array_mut().unwrap();
-        list.retain(|c| !c["name"].as_str().unwrap().starts_with("gamma"));
-    });
+    tampered_fails(
+        d.path(),
+        "says `python/alpha-1.0.dist-info` is alpha 1.1",
+        true,
+        |doc| {
+            component_mut(doc, "wheel:alpha-1.0-py3-none-any.whl")["version"] = "1.1".into();
+        },
+    );
+    tampered_fails(
+        d.path(),
+        "lists no component for `python/gamma-3.0.dist-info`",
+        true,
+        |doc| {
+            let list = doc["components"].as_array_mut().unwrap();
+            list.retain(|c| !c["name"].as_str().unwrap().starts_with("gamma"));
+        },
+    );
     tampered_fails(
         d.path(),
         "gives the collector `extensions/collector` sha256 0000",
+        true,
         |doc| {
             component_mut(doc, "file:extensions/collector")["hashes"][0]["content"] = "0".repeat(64).into();
         },
     );
-    tampered_fails(d.path(), "describes a zip with sha256", |doc| {
+    tampered_fails(d.path(), "describes a zip with sha256", true, |doc| {
         doc["metadata"]["component"]["hashes"][0]["content"] = "1".repeat(64).into();
     });
     // Still a true description, but not the bytes the manifest hashed.
-    tampered_fails(d.path(), "it was changed after the build", |doc| {
+    tampered_fails(d.path(), "it was changed after the build", false, |doc| {
         doc["metadata"]["timestamp"] = "2001-01-01T00:00:00Z".into();
     });
     verify_ok();

@@ -2,6 +2,8 @@
 
 use anyhow::{Result, bail};
 
+use crate::support::text::{needs_escape, show};
+
 pub(crate) const MODE_DIR: u32 = 0o755;
 pub(crate) const MODE_FILE: u32 = 0o644;
 pub(crate) const MODE_EXEC: u32 = 0o755;
@@ -44,22 +46,28 @@ pub(crate) fn check_mode(path: &str, is_dir: bool, full_mode: u32) -> Result<(),
     Ok(())
 }
 
-/// A path is safe to unpack under /opt: relative, no `..`, no empty or `.` parts, no backslash.
+/// A path is safe to unpack under /opt: relative, no `..`, no empty or `.` parts, no backslash,
+/// and no character a terminal acts on or that hides text (a newline, an escape, a bidi
+/// override), which no file a layer needs has and which would forge lines wherever it is shown.
 pub(crate) fn check_path(path: &str) -> Result<()> {
     let name = path.strip_suffix('/').unwrap_or(path);
+    let shown = show(path);
     if name.is_empty() {
         bail!("empty path");
     }
     if name.starts_with('/') {
-        bail!("`{path}` is absolute");
+        bail!("`{shown}` is absolute");
     }
     if name.contains('\\') || name.contains('\0') {
-        bail!("`{path}` contains a backslash or NUL");
+        bail!("`{shown}` contains a backslash or NUL");
+    }
+    if name.chars().any(needs_escape) {
+        bail!("`{shown}` contains a control or invisible character");
     }
     for part in name.split('/') {
         match part {
-            "" | "." => bail!("`{path}` has an empty or `.` component"),
-            ".." => bail!("`{path}` climbs out with `..`"),
+            "" | "." => bail!("`{shown}` has an empty or `.` component"),
+            ".." => bail!("`{shown}` climbs out with `..`"),
             _ => {}
         }
     }
@@ -92,6 +100,13 @@ mod tests {
         assert!(check_path("a//b").is_err());
         assert!(check_path("a\\b").is_err());
         assert!(check_path("").is_err());
+        for hidden in ["a\u{1b}[2Kb", "a\nok", "a\u{202e}b", "a\u{9b}b"] {
+            let e = check_path(hidden).unwrap_err().to_string();
+            assert!(
+                e.contains("control or invisible") && !e.chars().any(needs_escape),
+                "{e}"
+            );
+        }
     }
 
     #[test]

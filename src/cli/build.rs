@@ -70,7 +70,7 @@ pub(super) fn run(args: &BuildArgs, mode: ProgressMode) -> Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "zips": zips }))?);
+        println!("{}", crate::support::text::json_pretty(&json!({ "zips": zips }))?);
     } else if !args.quiet {
         for b in &built {
             let m = &b.manifest;

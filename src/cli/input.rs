@@ -35,6 +35,9 @@ pub(super) struct InputArgs {
     /// Ship no bytecode, even for runtimes whose interpreter is found.
     #[arg(long)]
     no_bytecode: bool,
+    /// The folder every `files:` source must stay in (default: the spec's own folder).
+    #[arg(long, value_name = "DIR")]
+    source_root: Option<PathBuf>,
 }
 
 /// `--arch`: one architecture, or `all` the spec lists.
@@ -88,6 +91,7 @@ impl InputArgs {
             wheelhouse: self.wheelhouse.clone(),
             offline: self.offline,
             no_bytecode: self.no_bytecode,
+            source_root: self.source_root.clone(),
         })
     }
 }

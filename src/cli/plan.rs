@@ -37,7 +37,7 @@ pub(super) fn run(args: &PlanArgs) -> Result<ExitCode> {
         .map(|layer| describe(&plan, layer))
         .collect::<Result<_>>()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "zips": zips }))?);
+        println!("{}", crate::support::text::json_pretty(&json!({ "zips": zips }))?);
     } else {
         for zip in &zips {
             print_layer(zip);

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::sbom;
+use crate::support::text::show;
 use crate::support::{fs, input};
 
 #[derive(Debug, Args)]
@@ -21,13 +22,13 @@ pub(super) struct SbomArgs {
 }
 
 pub(super) fn run(args: &SbomArgs) -> Result<ExitCode> {
-    let bytes = input::read(&args.zip, input::ARCHIVE_CAP, "layer zip")?;
-    let name = args
-        .zip
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let json = sbom::for_zip(&bytes, &name).with_context(|| format!("{}: cannot make its SBOM", args.zip.display()))?;
+    let shown = show(&args.zip.display().to_string()).to_string();
+    let zip = input::open_regular(&args.zip)?;
+    let len = zip
+        .metadata()
+        .with_context(|| format!("{shown}: cannot read it"))?
+        .len();
+    let json = sbom::for_zip(&args.zip, zip, len).with_context(|| format!("{shown}: cannot make its SBOM"))?;
     match &args.output {
         Some(path) => fs::write_atomic(path, &json)?,
         None => std::io::stdout().lock().write_all(&json)?,

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::support::input;
-use crate::support::text::{show, terminal_safe};
+use crate::support::text::{json_pretty, show, terminal_safe};
 use crate::support::usage::usage;
 use crate::verify;
 
@@ -48,13 +48,14 @@ pub(super) fn run(args: &VerifyArgs) -> Result<ExitCode> {
             .iter()
             .map(|(z, v)| json!({"zip": z, "ok": true, "entries": v.entries, "size": v.size, "unzipped_size": v.unzipped, "sha256": v.sha256, "checked_beside": v.beside}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "verified": v }))?);
+        println!("{}", json_pretty(&json!({ "verified": v }))?);
     } else if !args.quiet {
         for (z, v) in &results {
             let beside = if v.beside.is_empty() {
                 "no .sha256 or SBOM beside it".to_string()
             } else {
-                format!("also checked {}", v.beside.join(", "))
+                let names: Vec<String> = v.beside.iter().map(|n| show(n).to_string()).collect();
+                format!("also checked {}", names.join(", "))
             };
             println!(
                 "ok {} ({} entries, {} bytes, sha256 {}; {beside})",

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::DiffArgs;
 use super::summary::{self, Collector, Summary};
 use crate::support::progress::bytes;
+use crate::support::text::{MAX_MESSAGE_CHARS, json_pretty, show, show_max};
 
 /// Entries listed in the text report; `--json` lists them all.
 const TEXT_ENTRIES: usize = 50;
@@ -66,21 +67,23 @@ impl Diff {
 }
 
 pub(crate) fn command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    // Errors and notes quote the inputs: each is one line with everything in it escaped.
+    let line = |text: &str| show_max(text, MAX_MESSAGE_CHARS).to_string();
     let load = |p: &std::path::Path| {
         summary::load(p).map_err(|e| {
-            eprintln!("layerbuild: {e:#}");
+            eprintln!("layerbuild: {}", line(&format!("{e:#}")));
         })
     };
     let (Ok(old), Ok(new)) = (load(&args.old), load(&args.new)) else {
         return Ok(ExitCode::from(2));
     };
     for n in old.notes.iter().chain(&new.notes) {
-        eprintln!("layerbuild: note: {n}");
+        eprintln!("layerbuild: note: {}", line(n));
     }
     let d = compare(&old, &new);
     if args.json {
         let v = json!({"old": args.old, "new": args.new, "same": d.is_same(), "diff": d});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", json_pretty(&v)?);
     } else {
         print!("{}", render(&d));
     }
@@ -189,8 +192,19 @@ fn signed(d: i64) -> String {
     format!("{sign}{}", bytes(d.unsigned_abs()))
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
+/// The first 12 characters of a digest (a manifest's, which may hold anything), escaped.
+fn short(sha: &str) -> String {
+    let end = sha.char_indices().nth(12).map_or(sha.len(), |(i, _)| i);
+    show(&sha[..end]).to_string()
+}
+
+/// Values from the inputs, escaped, joined.
+fn list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| show(v).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn render(d: &Diff) -> String {
@@ -200,21 +214,21 @@ pub(crate) fn render(d: &Diff) -> String {
     let mut s = String::new();
     render_packages(d, &mut s);
     if let Some(c) = &d.collector {
-        let show = |c: &Option<CollectorSide>| match c {
+        let side = |c: &Option<CollectorSide>| match c {
             None => "none".to_string(),
             Some(c) => format!(
                 "{} ({})",
                 short(&c.sha256),
-                c.module_version.as_deref().unwrap_or("module version unknown")
+                show(c.module_version.as_deref().unwrap_or("module version unknown"))
             ),
         };
-        s.push_str(&format!("collector: {} -> {}\n", show(&c.old), show(&c.new)));
+        s.push_str(&format!("collector: {} -> {}\n", side(&c.old), side(&c.new)));
     }
     if let Some((a, b)) = &d.runtimes {
-        s.push_str(&format!("runtimes: {} -> {}\n", a.join(", "), b.join(", ")));
+        s.push_str(&format!("runtimes: {} -> {}\n", list(a), list(b)));
     }
     if let Some((a, b)) = &d.architectures {
-        s.push_str(&format!("architecture: {a} -> {b}\n"));
+        s.push_str(&format!("architecture: {} -> {}\n", show(a), show(b)));
     }
     render_entries(d, &mut s);
     if let (Some(a), Some(b)) = d.zipped {
@@ -241,10 +255,11 @@ fn render_packages(d: &Diff, s: &mut String) {
     }
     s.push_str("packages:\n");
     for p in &d.packages {
-        match (&p.old, &p.new) {
-            (None, Some(n)) => s.push_str(&format!("  + {} {n}\n", p.name)),
-            (Some(o), None) => s.push_str(&format!("  - {} {o}\n", p.name)),
-            (Some(o), Some(n)) => s.push_str(&format!("  ~ {} {o} -> {n}\n", p.name)),
+        let name = show(&p.name);
+        match (p.old.as_deref().map(show), p.new.as_deref().map(show)) {
+            (None, Some(n)) => s.push_str(&format!("  + {name} {n}\n")),
+            (Some(o), None) => s.push_str(&format!("  - {name} {o}\n")),
+            (Some(o), Some(n)) => s.push_str(&format!("  ~ {name} {o} -> {n}\n")),
             (None, None) => {}
         }
     }
@@ -267,7 +282,7 @@ fn render_entries(d: &Diff, s: &mut String) {
             "removed" => '-',
             _ => '~',
         };
-        s.push_str(&format!("  {mark} {:>11}  {}\n", signed(e.delta), e.path));
+        s.push_str(&format!("  {mark} {:>11}  {}\n", signed(e.delta), show(&e.path)));
     }
     if d.entries.len() > TEXT_ENTRIES {
         s.push_str(&format!(

@@ -1,16 +1,17 @@
-//! What `diff` compares, read from a manifest, or from a zip (through its manifest when that
-//! matches the zip, else from the zip's own entries and `*.dist-info/METADATA`).
+//! What `diff` compares, read from a manifest, or from a zip (through the manifest beside it
+//! when that verifies against the zip, else from the zip's own entries and
+//! `*.dist-info/METADATA`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read};
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 use crate::manifest::{self, Manifest, format_mode};
-use crate::model::lambda;
-use crate::support::input;
+use crate::support::text::show;
+use crate::support::{extract, input};
+use crate::verify;
 
 /// One layer as `diff` sees it; `None` where the input cannot tell.
 #[derive(Debug, Clone, Default)]
@@ -60,23 +61,28 @@ pub(crate) fn load(path: &Path) -> Result<Summary> {
     if path.extension().is_some_and(|e| e == "json") {
         return Ok(from_manifest(&manifest::read(path)?));
     }
-    // A layer zip is never bigger than what it unpacks to, which Lambda caps.
-    let bytes = input::read(path, lambda::UNZIPPED_BYTES, "layer zip")?;
-    let sha = hex::encode(Sha256::digest(&bytes));
+    let shown = show(&path.display().to_string()).to_string();
+    let mut file = input::open_regular(path)?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("{shown}: cannot read it"))?
+        .len();
     let beside = manifest::manifest_path(path);
     let mut notes = Vec::new();
     if beside.exists() {
+        // A manifest beside a zip speaks for it only once verify has checked it against the
+        // zip's own bytes, entry by entry: a hash in it proves nothing, anyone can write one.
         let m = manifest::read(&beside)?;
-        if m.zip.sha256 == sha {
-            return Ok(from_manifest(&m));
+        match verify::verify_reader(path, &mut file, len, &m) {
+            Ok(_) => return Ok(from_manifest(&m)),
+            Err(e) => notes.push(format!(
+                "{}: does not describe {shown} ({e:#}): read the zip itself",
+                show(&beside.display().to_string())
+            )),
         }
-        notes.push(format!(
-            "{}: does not describe {} (another sha256): read the zip itself",
-            beside.display(),
-            path.display()
-        ));
     }
-    let mut s = from_zip(path, &bytes)?;
+    let zip = extract::Opened::new(path, file, len, &extract::LAYER)?;
+    let mut s = from_zip(zip)?;
     s.notes.extend(notes);
     Ok(s)
 }
@@ -116,25 +122,22 @@ pub(crate) fn from_manifest(m: &Manifest) -> Summary {
 }
 
 /// Reads a zip that has no manifest: entries, packages from their METADATA, the collector's
-/// digest. Architecture, runtimes and the collector's module version stay unknown.
-fn from_zip(path: &Path, bytes: &[u8]) -> Result<Summary> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .with_context(|| format!("{}: not a readable zip or manifest", path.display()))?;
+/// digest, each entry streamed through sha256 (only a METADATA's head is kept). Architecture,
+/// runtimes and the collector's module version stay unknown.
+fn from_zip<R: Read + Seek>(mut zip: extract::Opened<R>) -> Result<Summary> {
+    let shown = show(&zip.path.display().to_string()).to_string();
     let mut s = Summary {
-        zipped: Some(bytes.len() as u64),
+        zipped: Some(zip.len),
         notes: vec![format!(
-            "{}: no manifest beside it: architecture, runtimes and the collector's module version are unknown",
-            path.display()
+            "{shown}: no manifest beside it that describes it: architecture, runtimes and the collector's module version are unknown"
         )],
         ..Summary::default()
     };
-    for i in 0..zip.len() {
-        let mut f = zip
-            .by_index(i)
-            .with_context(|| format!("{}: entry {i} is unreadable: the zip is damaged", path.display()))?;
-        let name = f.name().unwrap_or_default().to_string();
-        let mode = format_mode(f.unix_mode().unwrap_or(0));
-        if f.is_dir() {
+    for i in 0..zip.entries.len() {
+        let e = &zip.entries[i];
+        let name = String::from_utf8_lossy(&e.name).into_owned();
+        let mode = format_mode(e.unix_mode().unwrap_or(0));
+        if name.ends_with('/') {
             s.entries.insert(
                 name,
                 Entry {
@@ -145,45 +148,40 @@ fn from_zip(path: &Path, bytes: &[u8]) -> Result<Summary> {
             );
             continue;
         }
-        // Read no further than Lambda's unzipped limit, whatever the entry declares.
-        let room = lambda::UNZIPPED_BYTES - s.unzipped;
-        let mut data = Vec::with_capacity(input::capacity(f.size(), room));
-        (&mut f)
-            .take(room + 1)
-            .read_to_end(&mut data)
-            .with_context(|| format!("{}: entry `{name}` cannot be read: the zip is damaged", path.display()))?;
-        s.unzipped += data.len() as u64;
-        if s.unzipped > lambda::UNZIPPED_BYTES {
-            bail!(
-                "{}: unpacks to more than Lambda's {} bytes: not a layer Lambda would take",
-                path.display(),
-                lambda::UNZIPPED_BYTES
-            );
-        }
-        let sha256 = hex::encode(Sha256::digest(&data));
+        let keep = if name.ends_with(".dist-info/METADATA") {
+            METADATA_HEAD
+        } else {
+            0
+        };
+        let size = e.size;
+        let (sha256, head) = zip.hash(i, keep)?;
+        s.unzipped += size;
         if name == "extensions/collector" {
             s.collector = Some(Collector {
                 sha256: sha256.clone(),
                 module_version: None,
             });
         }
-        if name.ends_with(".dist-info/METADATA") {
-            add_package(&mut s.packages, &data);
+        if keep > 0 {
+            add_package(&mut s.packages, &head);
         }
         s.entries.insert(
             name,
             Entry {
                 mode,
-                size: data.len() as u64,
+                size,
                 sha256: Some(sha256),
             },
         );
     }
     if s.entries.is_empty() {
-        bail!("{}: the zip is empty", path.display());
+        bail!("{shown}: the zip is empty");
     }
     Ok(s)
 }
+
+/// How much of a METADATA file is read for its headers, which come first.
+const METADATA_HEAD: usize = 1 << 20;
 
 /// Takes `Name:` and `Version:` from the headers of a METADATA file.
 fn add_package(packages: &mut BTreeMap<String, (String, BTreeSet<String>)>, metadata: &[u8]) {

@@ -14,6 +14,7 @@ use super::document::prop;
 use super::python::{metadata_dirs, name_version_of};
 use crate::manifest::Manifest;
 use crate::python::tags::{normalize, same_version};
+use crate::support::text::show;
 
 /// Checks `sbom` (JSON bytes) against `manifest`; `sbom_path` names it in errors.
 pub(crate) fn check(sbom: &[u8], sbom_path: &Path, manifest: &Manifest) -> Result<(), SbomError> {
@@ -21,7 +22,8 @@ pub(crate) fn check(sbom: &[u8], sbom_path: &Path, manifest: &Manifest) -> Resul
         sbom: sbom_path.to_path_buf(),
         problem,
     };
-    let bom = Bom::parse_from_json_v1_5(sbom).map_err(|e| bad(format!("not a CycloneDX 1.5 JSON document ({e})")))?;
+    let bom = Bom::parse_from_json_v1_5(sbom)
+        .map_err(|e| bad(format!("not a CycloneDX 1.5 JSON document ({})", show(&e.to_string()))))?;
     let layer = bom
         .metadata
         .as_ref()
@@ -31,9 +33,9 @@ pub(crate) fn check(sbom: &[u8], sbom_path: &Path, manifest: &Manifest) -> Resul
     if layer_sha.as_deref() != Some(manifest.zip.sha256.as_str()) {
         return Err(bad(format!(
             "describes a zip with sha256 {}, not {} ({})",
-            layer_sha.as_deref().unwrap_or("none"),
-            manifest.zip.file,
-            manifest.zip.sha256
+            show(layer_sha.as_deref().unwrap_or("none")),
+            show(&manifest.zip.file),
+            show(&manifest.zip.sha256)
         )));
     }
     let components = bom.components.as_ref().map(|c| c.0.as_slice()).unwrap_or_default();
@@ -61,23 +63,32 @@ fn check_python(components: &[Component], manifest: &Manifest) -> Result<(), Str
         let (name, version) = name_version_of(dir);
         let c = listed
             .get(*dir)
-            .ok_or_else(|| format!("lists no component for `{dir}`, which the zip holds"))?;
+            .ok_or_else(|| format!("lists no component for `{}`, which the zip holds", show(dir)))?;
         let (c_name, c_version) = (c.name.to_string(), version_of(c));
         if normalize(&c_name) != normalize(&name) || !same_version(&c_version, &version) {
             return Err(format!(
-                "says `{dir}` is {c_name} {c_version}, but the zip has {name} {version} there"
+                "says `{}` is {} {}, but the zip has {} {} there",
+                show(dir),
+                show(&c_name),
+                show(&c_version),
+                show(&name),
+                show(&version)
             ));
         }
     }
     if let Some(extra) = listed.keys().find(|d| !in_zip.contains(d.as_str())) {
-        return Err(format!("lists `{extra}`, which is not in the zip"));
+        return Err(format!("lists `{}`, which is not in the zip", show(extra)));
     }
     for p in &manifest.packages {
         let found = pypi
             .iter()
             .any(|c| props(c, prop::PY_WHEEL).contains(&p.wheel) && sha256(c).as_deref() == Some(p.sha256.as_str()));
         if !found {
-            return Err(format!("does not list wheel {} with sha256 {}", p.wheel, p.sha256));
+            return Err(format!(
+                "does not list wheel {} with sha256 {}",
+                show(&p.wheel),
+                show(&p.sha256)
+            ));
         }
     }
     Ok(())
@@ -91,14 +102,14 @@ fn check_collector(components: &[Component], manifest: &Manifest) -> Result<(), 
     let c = components
         .iter()
         .find(|c| props(c, prop::PATH).contains(&collector.path))
-        .ok_or_else(|| format!("lists no component for the collector `{}`", collector.path))?;
+        .ok_or_else(|| format!("lists no component for the collector `{}`", show(&collector.path)))?;
     let got = sha256(c);
     if got.as_deref() != Some(collector.sha256.as_str()) {
         return Err(format!(
             "gives the collector `{}` sha256 {}, but the zip's is {}",
-            collector.path,
-            got.as_deref().unwrap_or("none"),
-            collector.sha256
+            show(&collector.path),
+            show(got.as_deref().unwrap_or("none")),
+            show(&collector.sha256)
         ));
     }
     Ok(())

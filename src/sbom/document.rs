@@ -18,6 +18,7 @@ use super::SbomError;
 use super::gobuild::{self, Module};
 use super::inventory::{Inventory, LayerId, Program, PythonDist};
 use super::python::LicenseRef;
+use crate::support::text;
 
 /// The CycloneDX version written: the newest `cyclonedx-bom` 0.8 can write.
 pub(crate) const SPEC: SpecVersion = SpecVersion::V1_5;
@@ -53,6 +54,10 @@ pub(crate) fn json(inv: &Inventory) -> Result<Vec<u8>, SbomError> {
     let mut out = Vec::new();
     bom.output_as_json_v1_5(&mut out)
         .map_err(|e| SbomError::Write(e.to_string()))?;
+    // Names, METADATA fields and Go build settings come from the layer: nothing in them may
+    // act on the terminal the document is printed to.
+    let text = String::from_utf8(out).map_err(|e| SbomError::Write(e.to_string()))?;
+    let mut out = text::json_safe(text).into_bytes();
     out.push(b'\n');
     Ok(out)
 }

@@ -126,15 +126,12 @@ fn is_extension(path: &str) -> bool {
 fn owned_paths<'a>(paths: &'a [String], dists: &[Dist]) -> BTreeSet<&'a str> {
     let listed: HashSet<&str> = dists.iter().flat_map(|d| d.owns.iter().map(String::as_str)).collect();
     let folders: HashSet<&str> = dists.iter().map(|d| d.folder.as_str()).collect();
+    // A prefix is hashed only when some folder is that long: a path thousands of folders deep
+    // costs a walk along it, not a hash of every prefix (which grew with the square).
+    let lengths: HashSet<usize> = folders.iter().map(|f| f.len()).collect();
     let in_folder = |p: &str| {
-        let mut dir = p;
-        while let Some((parent, _)) = dir.rsplit_once('/') {
-            if folders.contains(parent) {
-                return true;
-            }
-            dir = parent;
-        }
-        false
+        p.match_indices('/')
+            .any(|(n, _)| lengths.contains(&n) && folders.contains(&p[..n]))
     };
     paths
         .iter()

@@ -2,16 +2,16 @@
 //! zip on its own, whose members are unpacked only when asked for.
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::io::{Read, Seek};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use zip::ZipArchive;
 
 use super::SbomError;
 use crate::manifest::ManifestEntry;
 use crate::model::entry::Entry;
+use crate::support::extract::{ExtractError, Opened};
+use crate::support::input;
 
 /// Read access to every file of a layer.
 pub(crate) trait LayerFiles {
@@ -69,51 +69,47 @@ fn missing(path: &str) -> SbomError {
     }
 }
 
-/// Lambda refuses layers that unpack to more than this; no member of one can be larger.
-const MAX_MEMBER: u64 = 262_144_000;
-
-/// A zip read on its own, ours or anyone's.
-pub(crate) struct Zipped<'a> {
-    zip: ZipArchive<Cursor<&'a [u8]>>,
+/// A zip read on its own, ours or anyone's, through the one reader of other people's zips:
+/// canonical, within what Lambda unpacks, every member streamed.
+pub(crate) struct Zipped<R: Read + Seek> {
+    zip: Opened<R>,
     paths: Vec<String>,
     /// Zip path -> member index.
     index: HashMap<String, usize>,
-    /// The sha256 of every member read so far: the collector is unpacked once, not twice.
+    /// The sha256 of every member hashed so far: the collector is unpacked once, not twice.
     sums: HashMap<String, String>,
     /// The newest member time, as the zip stores it (no time zone: layerbuild writes UTC).
     pub newest: Option<zip::DateTime>,
 }
 
-impl<'a> Zipped<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Result<Zipped<'a>, SbomError> {
-        let bad = SbomError::Zip;
-        let mut zip = guard(|| ZipArchive::new(Cursor::new(bytes)))
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|e| bad(format!("not a readable zip ({e})")))?;
+impl<R: Read + Seek> Zipped<R> {
+    pub(crate) fn new(mut zip: Opened<R>) -> Zipped<R> {
         let mut index = HashMap::new();
         let mut newest: Option<zip::DateTime> = None;
-        for i in 0..zip.len() {
-            let f = zip
-                .by_index_raw(i)
-                .map_err(|e| bad(format!("zip member {i} is unreadable ({e})")))?;
-            if f.is_dir() {
+        for i in 0..zip.entries.len() {
+            let e = &zip.entries[i];
+            if e.name.ends_with(b"/") {
                 continue;
             }
-            let name = String::from_utf8_lossy(f.name_raw()).into_owned();
-            if let Some(t) = f.last_modified() {
+            let name = String::from_utf8_lossy(&e.name).into_owned();
+            if let Some(t) = zip.modified(i) {
                 newest = Some(newest.map_or(t, |n| if key(t) > key(n) { t } else { n }));
             }
             index.insert(name, i);
         }
         let mut paths: Vec<String> = index.keys().cloned().collect();
         paths.sort();
-        Ok(Zipped {
+        Zipped {
             zip,
             paths,
             index,
             sums: HashMap::new(),
             newest,
-        })
+        }
+    }
+
+    fn member(&self, path: &str) -> Result<usize, SbomError> {
+        self.index.get(path).copied().ok_or_else(|| missing(path))
     }
 }
 
@@ -122,38 +118,21 @@ fn key(t: zip::DateTime) -> u32 {
     (u32::from(t.datepart()) << 16) | u32::from(t.timepart())
 }
 
-/// Runs a zip reader call that may panic on a damaged archive.
-fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| "the zip reader gave up on it".to_string())
+fn unreadable(path: &str, e: ExtractError) -> SbomError {
+    SbomError::Read {
+        path: path.to_string(),
+        problem: format!("cannot be unpacked ({})", e.detail()),
+    }
 }
 
-impl LayerFiles for Zipped<'_> {
+impl<R: Read + Seek> LayerFiles for Zipped<R> {
     fn paths(&self) -> &[String] {
         &self.paths
     }
 
     fn read(&mut self, path: &str) -> Result<Arc<[u8]>, SbomError> {
-        let &i = self.index.get(path).ok_or_else(|| missing(path))?;
-        let bad = |problem: String| SbomError::Read {
-            path: path.to_string(),
-            problem,
-        };
-        let zip = &mut self.zip;
-        let data = guard(|| -> Result<Vec<u8>, String> {
-            let f = zip.by_index(i).map_err(|e| e.to_string())?;
-            let mut data = Vec::with_capacity(f.size().min(1 << 26) as usize);
-            f.take(MAX_MEMBER + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| e.to_string())?;
-            Ok(data)
-        })
-        .and_then(|r| r)
-        .map_err(|e| bad(format!("cannot be unpacked ({e})")))?;
-        if data.len() as u64 > MAX_MEMBER {
-            return Err(bad(format!(
-                "unpacks to more than {MAX_MEMBER} bytes, more than Lambda allows a whole layer"
-            )));
-        }
+        let i = self.member(path)?;
+        let data = self.zip.read(i, input::FILE_CAP).map_err(|e| unreadable(path, e))?;
         self.sums.insert(path.to_string(), hex::encode(Sha256::digest(&data)));
         Ok(data.into())
     }
@@ -162,7 +141,9 @@ impl LayerFiles for Zipped<'_> {
         if let Some(sum) = self.sums.get(path) {
             return Ok(sum.clone());
         }
-        self.read(path)?;
-        Ok(self.sums[path].clone())
+        let i = self.member(path)?;
+        let (sum, _) = self.zip.hash(i, 0).map_err(|e| unreadable(path, e))?;
+        self.sums.insert(path.to_string(), sum.clone());
+        Ok(sum)
     }
 }

@@ -17,6 +17,7 @@ mod inventory;
 mod layer;
 mod python;
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -24,8 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::manifest::{Manifest, SbomRecord};
 use crate::model::arch::Arch;
 use crate::model::entry::Entry;
-use crate::support::input;
 use crate::support::text::show;
+use crate::support::{extract, input};
 use inventory::{Inventory, Known, LayerId};
 
 pub(crate) use check::check;
@@ -45,6 +46,15 @@ pub(crate) enum SbomError {
 
 /// A layer's SBOM is about 170 KB; verify reads no file larger than this as one.
 const MAX_SBOM: u64 = 64 << 20;
+
+/// The largest SBOM a layer of this manifest's size can have: about 45 bytes per entry for the
+/// 1.20.0 layer (168 KB for 3,929 entries), at most a few hundred for a file no distribution
+/// owns. A file the manifest's hash vouches for is still parsed only within this, since the
+/// parser's memory grows some 60 times the document's.
+fn sbom_cap(manifest: &Manifest) -> u64 {
+    let listed = (manifest.entries.len() + manifest.packages.len()) as u64;
+    MAX_SBOM.min((1 << 20) + listed.saturating_mul(1024))
+}
 
 /// What follows the zip's stem in the SBOM's file name.
 pub(crate) const SUFFIX: &str = ".cdx.json";
@@ -98,20 +108,32 @@ pub(crate) fn for_build(manifest: &Manifest, entries: &[Entry], time: zip::DateT
 
 /// The SBOM of any layer zip, from the zip alone: no wheel hashes, and the layer's name,
 /// version and architecture from an ADOT-style file name (`name-amd64-ver-1-20-0.zip`) or
-/// the programs' Go build settings.
-pub(crate) fn for_zip(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, SbomError> {
-    let mut files = layer::Zipped::new(bytes)?;
-    let (name, version, arch) = name_parts(file_name);
+/// the programs' Go build settings. The zip is read as every zip of someone else's is
+/// ([`extract::Opened`]): refused unless canonical and within what Lambda unpacks.
+pub(crate) fn for_zip<R: Read + Seek>(path: &Path, mut zip: R, len: u64) -> Result<Vec<u8>, SbomError> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let opened = extract::Opened::new(path, &mut zip, len, &extract::LAYER).map_err(|e| SbomError::Zip(e.detail()))?;
+    let mut files = layer::Zipped::new(opened);
+    let (name, version, arch) = name_parts(&file_name);
     let layer = LayerId {
         name,
         version,
         arch: arch.map(|a| a.lambda_name().to_string()),
         runtimes: Vec::new(),
-        zip_sha256: hex::encode(Sha256::digest(bytes)),
+        // Hashed below, once the zip reader is done with the file.
+        zip_sha256: String::new(),
         time: iso8601(files.newest.unwrap_or_default()),
         made_from: "zip",
     };
     let mut inv = inventory::gather(&mut files, &Known::default(), layer)?;
+    drop(files);
+    inv.layer.zip_sha256 = zip
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| input::sha256_of(&mut (&mut zip).take(len)))
+        .map_err(|e| SbomError::Zip(format!("cannot be read ({e})")))?;
     if inv.layer.arch.is_none() {
         inv.layer.arch = go_arch(&inv);
     }
@@ -170,22 +192,27 @@ pub(crate) fn verify_beside(zip: &Path, manifest: &Manifest) -> Result<Option<St
         problem,
     };
     if file_name(zip) != rec.file {
-        return Err(bad(format!("the manifest names the SBOM `{}` instead", rec.file)));
+        return Err(bad(format!(
+            "the manifest names the SBOM `{}` instead",
+            show(&rec.file)
+        )));
     }
-    let bytes = match input::read(&sbom_path, MAX_SBOM, "CycloneDX SBOM") {
+    let bytes = match input::read(&sbom_path, sbom_cap(manifest), "CycloneDX SBOM") {
         Ok(bytes) => bytes,
         // Like the `.sha256`, it is checked when it travels with the zip.
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(bad(format!("cannot be read ({e})"))),
     };
-    check(&bytes, &sbom_path, manifest)?;
+    // Hashed before it is parsed: a file that is not the one the manifest records is refused
+    // without handing its bytes to the JSON parser, whose memory grows many times theirs.
     let sha = hex::encode(Sha256::digest(&bytes));
     if sha != rec.sha256 {
         return Err(bad(format!(
             "sha256 is {sha} but the manifest says {}: it was changed after the build",
-            rec.sha256
+            show(&rec.sha256)
         )));
     }
+    check(&bytes, &sbom_path, manifest)?;
     Ok(Some(rec.file.clone()))
 }
 
@@ -210,6 +237,11 @@ mod tests {
         out.into_inner()
     }
 
+    fn sbom_of(zip: &[u8]) -> Vec<u8> {
+        let path = Path::new("l-amd64-ver-1-0.zip");
+        for_zip(path, std::io::Cursor::new(zip), zip.len() as u64).unwrap()
+    }
+
     #[test]
     fn same_zip_same_bytes_and_another_zip_another_serial() {
         let dist = "python/pkg-1.0.dist-info";
@@ -219,8 +251,8 @@ mod tests {
             ("python/pkg/__init__.py", ""),
             ("otel-instrument", "#!/bin/sh\n"),
         ]);
-        let first = for_zip(&a, "l-amd64-ver-1-0.zip").unwrap();
-        assert_eq!(first, for_zip(&a, "l-amd64-ver-1-0.zip").unwrap());
+        let first = sbom_of(&a);
+        assert_eq!(first, sbom_of(&a));
         let doc: serde_json::Value = serde_json::from_slice(&first).unwrap();
         assert_eq!(doc["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
         assert_eq!(doc["components"][0]["purl"], "pkg:pypi/pkg@1.0");
@@ -231,9 +263,10 @@ mod tests {
             "the RECORD owns pkg/__init__.py"
         );
         let b = zip_of(&[("otel-instrument", "#!/bin/sh\nexit 0\n")]);
-        let other: serde_json::Value = serde_json::from_slice(&for_zip(&b, "l-amd64-ver-1-0.zip").unwrap()).unwrap();
+        let other: serde_json::Value = serde_json::from_slice(&sbom_of(&b)).unwrap();
         assert_ne!(doc["serialNumber"], other["serialNumber"]);
-        assert!(matches!(for_zip(b"not a zip", "x.zip"), Err(SbomError::Zip(_))));
+        let junk = for_zip(Path::new("x.zip"), std::io::Cursor::new(b"not a zip"), 9);
+        assert!(matches!(junk, Err(SbomError::Zip(_))));
     }
 
     #[test]

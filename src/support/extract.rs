@@ -43,6 +43,13 @@ pub(crate) const LAYER: Limits = Limits {
 /// its NUL), or Lambda's runtime could not open it by name.
 pub(crate) const MAX_NAME_BYTES: usize = 4096 - "/opt/".len() - 1;
 
+/// No budget: for a caller that holds the listing to limits of its own, naming what is to blame.
+pub(crate) const UNCAPPED: Limits = Limits {
+    entry_bytes: u64::MAX,
+    total_bytes: u64::MAX,
+    entries: usize::MAX,
+};
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Options {
     pub limits: Limits,
@@ -79,6 +86,14 @@ pub(crate) struct ExtractError {
     /// Already escaped for printing.
     pub entry: Option<String>,
     pub problem: String,
+}
+
+impl ExtractError {
+    /// The message without the zip's name, for callers that name it themselves.
+    pub(crate) fn detail(&self) -> String {
+        let entry = self.entry.as_ref().map(|e| format!("entry `{e}`: "));
+        format!("{}{}", entry.unwrap_or_default(), self.problem)
+    }
 }
 
 /// What was written.
@@ -152,6 +167,110 @@ pub(crate) fn read_entry<R: Read>(entry: &mut zip::read::ZipFile<'_, R>, cap: u6
     Ok(data)
 }
 
+/// A zip layerbuild did not write, opened for reading entry by entry: one canonical archive
+/// ([`zipcanon::scan`]), its declared sizes within `limits` before a byte is inflated, and each
+/// entry held to its declaration while it streams. Every command that reads someone else's zip
+/// reads it through this.
+pub(crate) struct Opened<R: Read + io::Seek> {
+    pub path: PathBuf,
+    /// In central directory order: entry `i` is `zip.by_index(i)`.
+    pub entries: Vec<zipcanon::Entry>,
+    /// The zip file's own size.
+    pub len: u64,
+    zip: zip::ZipArchive<R>,
+    inflater: inflate::Inflater,
+}
+
+/// Opens the zip at `zip_path` (a regular file) for reading within `limits`.
+pub(crate) fn open(zip_path: &Path, limits: &Limits) -> Result<Opened<File>, ExtractError> {
+    let fail = |problem: String| ExtractError {
+        zip: zip_path.to_path_buf(),
+        entry: None,
+        problem,
+    };
+    let file = input::open_regular(zip_path).map_err(|e| fail(e.to_string()))?;
+    let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    Opened::new(zip_path, file, len, limits)
+}
+
+impl<R: Read + io::Seek> Opened<R> {
+    /// Reads `len` bytes of zip from `zip`; `path` names it in errors.
+    pub(crate) fn new(path: &Path, mut zip: R, len: u64, limits: &Limits) -> Result<Opened<R>, ExtractError> {
+        let fail = |problem: String| ExtractError {
+            zip: path.to_path_buf(),
+            entry: None,
+            problem,
+        };
+        let entries = zipcanon::scan(&mut zip, len).map_err(|e| fail(e.to_string()))?;
+        check_budget(&entries, limits).map_err(fail)?;
+        let zip = zip::ZipArchive::new(zip).map_err(|e| fail(format!("not a readable zip ({e})")))?;
+        Ok(Opened {
+            path: path.to_path_buf(),
+            entries,
+            len,
+            zip,
+            inflater: inflate::Inflater::new(),
+        })
+    }
+
+    fn fail(&self, i: usize, problem: String) -> ExtractError {
+        entry_error(&self.path, &self.entries[i], problem)
+    }
+
+    /// Streams entry `i`'s data into `w`: exactly as many bytes as it declares, with the crc32
+    /// it declares. The raw data comes from the zip reader, once it names the entry the scan
+    /// saw there; it is inflated here (see [`inflate`]).
+    pub(crate) fn stream(&mut self, i: usize, w: &mut dyn Write) -> Result<u64, ExtractError> {
+        let (canon, path) = (&self.entries[i], &self.path);
+        let mut raw = match self.zip.by_index_raw(i) {
+            Ok(f) if f.name_raw() == canon.name.as_slice() => f,
+            Ok(_) => {
+                return Err(entry_error(
+                    path,
+                    canon,
+                    "the zip reader sees another entry here".into(),
+                ));
+            }
+            Err(e) => return Err(entry_error(path, canon, format!("cannot be read ({e})"))),
+        };
+        let deflated = canon.method == zipcanon::METHOD_DEFLATED;
+        self.inflater
+            .copy(&mut raw, deflated, canon.size, canon.crc32, w)
+            .map_err(|e| entry_error(path, canon, format!("cannot be unpacked ({e})")))
+    }
+
+    /// Entry `i`'s sha256 (hex) and its first `keep` bytes, without holding the rest.
+    pub(crate) fn hash(&mut self, i: usize, keep: usize) -> Result<(String, Vec<u8>), ExtractError> {
+        let mut sink = HashSink::new(keep);
+        self.stream(i, &mut sink)?;
+        Ok(sink.finish())
+    }
+
+    /// Entry `i`'s data in memory: refused unread when it declares more than `cap`.
+    pub(crate) fn read(&mut self, i: usize, cap: u64) -> Result<Vec<u8>, ExtractError> {
+        let declared = self.entries[i].size;
+        if declared > cap {
+            return Err(self.fail(i, format!("declares {declared} bytes, over the {cap}-byte limit")));
+        }
+        let mut data = Vec::with_capacity(input::capacity(declared, cap));
+        self.stream(i, &mut data)?;
+        Ok(data)
+    }
+
+    /// Entry `i`'s stored time, as the zip reader decodes it.
+    pub(crate) fn modified(&mut self, i: usize) -> Option<zip::DateTime> {
+        self.zip.by_index_raw(i).ok()?.last_modified()
+    }
+}
+
+fn entry_error(zip: &Path, e: &zipcanon::Entry, problem: String) -> ExtractError {
+    ExtractError {
+        zip: zip.to_path_buf(),
+        entry: Some(show_bytes(&e.name)),
+        problem,
+    }
+}
+
 /// Unpacks `zip_path` into `dest`, which must not exist: it is created private, so nothing in
 /// it can be a link planted by someone else, and every path is opened without following links.
 pub(crate) fn extract(zip_path: &Path, dest: &Path, opts: &Options) -> Result<Extracted, ExtractError> {
@@ -160,27 +279,19 @@ pub(crate) fn extract(zip_path: &Path, dest: &Path, opts: &Options) -> Result<Ex
         entry,
         problem,
     };
-    let mut file = input::open_regular(zip_path).map_err(|e| fail(None, e.to_string()))?;
-    let len = file.metadata().map_err(|e| fail(None, e.to_string()))?.len();
-    let entries = zipcanon::scan(&mut file, len).map_err(|e| fail(None, e.to_string()))?;
-    check_budget(&entries, &opts.limits).map_err(|p| fail(None, p))?;
+    let mut zip = open(zip_path, &opts.limits)?;
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(dest)
         .map_err(|e| fail(None, format!("cannot create {} ({e})", dest.display())))?;
     let root = open_dir(dest).map_err(|e| fail(None, format!("cannot open {} ({e})", dest.display())))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(None, format!("not a readable zip ({e})")))?;
     let mut done = Extracted::default();
     let mut dir_modes: Vec<(String, u32)> = Vec::new();
-    for (i, canon) in entries.iter().enumerate() {
+    for i in 0..zip.entries.len() {
         opts.check_deadline().map_err(|p| fail(None, p))?;
-        let shown = show_bytes(&canon.name);
-        let bad = |problem: String| fail(Some(shown.clone()), problem);
-        let mut entry = zip.by_index(i).map_err(|e| bad(format!("cannot be read ({e})")))?;
-        if entry.name_raw() != canon.name.as_slice() {
-            return Err(bad("the zip reader sees another entry here".into()));
-        }
-        let plan = Planned::of(canon, opts).map_err(&bad)?;
+        let canon = zip.entries[i].clone();
+        let bad = |problem: String| fail(Some(show_bytes(&canon.name)), problem);
+        let plan = Planned::of(&canon, opts).map_err(&bad)?;
         match plan.kind {
             Kind::Dir => {
                 walk(&root, &plan.parts, true).map_err(|e| bad(e.to_string()))?;
@@ -192,9 +303,8 @@ pub(crate) fn extract(zip_path: &Path, dest: &Path, opts: &Options) -> Result<Ex
                 let dir = walk(&root, parent, true).map_err(|e| bad(e.to_string()))?;
                 let out = create_file(&dir, leaf[0]).map_err(|e| bad(e.to_string()))?;
                 let mut w = BufWriter::new(&out);
-                done.bytes += stream_exact(&mut entry, canon.size, &mut w)
-                    .and_then(|n| w.flush().map(|_| n))
-                    .map_err(|e| bad(format!("cannot be unpacked ({e})")))?;
+                done.bytes += zip.stream(i, &mut w)?;
+                w.flush().map_err(|e| bad(format!("cannot be unpacked ({e})")))?;
                 drop(w);
                 out.set_permissions(std::fs::Permissions::from_mode(plan.mode))
                     .map_err(|e| bad(format!("cannot set its mode ({e})")))?;
@@ -383,6 +493,8 @@ fn create_file(dir: &File, name: &str) -> io::Result<File> {
     }
     Ok(unsafe { File::from_raw_fd(fd) })
 }
+
+mod inflate;
 
 #[cfg(test)]
 mod tests;

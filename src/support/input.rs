@@ -167,12 +167,17 @@ pub(crate) fn read_to_string(path: &Path, cap: u64, what: &'static str) -> Resul
 
 /// The sha256 of a regular file, read in pieces (a zip need not fit in memory).
 pub(crate) fn sha256_file(path: &Path) -> Result<String, InputError> {
-    use sha2::{Digest, Sha256};
     let mut file = open_regular(path)?;
+    sha256_of(&mut file).map_err(|e| InputError::io(path, e))
+}
+
+/// The sha256 (hex) of everything `r` reads from where it stands, in pieces.
+pub(crate) fn sha256_of(r: &mut impl Read) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        let n = file.read(&mut buf).map_err(|e| InputError::io(path, e))?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }

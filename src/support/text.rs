@@ -94,8 +94,38 @@ fn escape(c: char, out: &mut impl fmt::Write) -> fmt::Result {
     }
 }
 
+/// JSON as serde wrote it, with every character [`show`] would escape written as a `\uXXXX`
+/// escape instead: the same document to a parser, nothing a terminal acts on. serde escapes
+/// C0 controls inside strings itself, so a raw line break or tab is layout and stays; every
+/// other such character can only be inside a string, where an escape means the same.
+pub(crate) fn json_safe(json: String) -> String {
+    if !json
+        .chars()
+        .any(|c| needs_escape(c) && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 64);
+    for c in json.chars() {
+        if needs_escape(c) && !matches!(c, '\n' | '\t' | '\r') {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A value as pretty JSON that is safe on a terminal (see [`json_safe`]).
+pub(crate) fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(json_safe)
+}
+
 /// Control characters (C0, DEL, C1) and the invisible ones that reorder or hide text.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -137,6 +167,18 @@ mod tests {
         assert_eq!(show_bytes(b"ok/\xff\xfe\n.py"), "ok/\\xff\\xfe\\n.py");
         let long = vec![b'z'; 1000];
         assert!(show_bytes(&long).contains("cut at 200 characters of 1000 bytes"));
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_and_loses_what_a_terminal_acts_on() {
+        let v = serde_json::json!({"name": "a\u{7f}b\u{9b}c\u{202e}d\u{1b}e\nf"});
+        let text = json_pretty(&v).unwrap();
+        assert!(!text.chars().any(|c| needs_escape(c) && c != '\n'), "{text}");
+        assert!(text.contains("a\\u007fb\\u009bc\\u202ed\\u001be\\nf"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+        let plain = serde_json::to_string_pretty(&serde_json::json!({"a": [1, "x"]})).unwrap();
+        assert_eq!(json_safe(plain.clone()), plain);
     }
 
     #[test]
