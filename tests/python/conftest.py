@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
 
-from layerbuild_env import cache_root, find_interpreter, where_looked  # noqa: E402
+from layerbuild_env import cache_root, find_interpreter, skip_or_fail, where_looked  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FAKE_RUNTIME = HERE / "fake_runtime"
@@ -297,11 +297,8 @@ def run_layer(layer_dir, runtime, runtime_path, tmp_path, otlp_sink):
 # ------------------------------------------------------------------------- shared helpers
 
 
-def missing(reason):
-    """Skip for a missing environment, or fail when LAYERBUILD_REQUIRE_ALL=1 (CI)."""
-    if os.environ.get("LAYERBUILD_REQUIRE_ALL") == "1":
-        pytest.fail(reason + " (LAYERBUILD_REQUIRE_ALL=1)")
-    pytest.skip(reason)
+# Skip for a missing environment, or fail when LAYERBUILD_REQUIRE_ALL=1 (CI): the one switch.
+missing = skip_or_fail
 
 
 def console_spans(stdout):
