@@ -167,7 +167,12 @@ fn real_collector_has_the_reduced_component_set() {
     );
     write(d.path(), "layer.yaml", spec.as_bytes());
     // The real collector build is slow: share the developer's cache instead of a private one.
-    layerbuild_shared_cache(d.path()).assert().success();
+    // The sources are the repository's, outside the spec's folder: the user names that root.
+    layerbuild_shared_cache(d.path())
+        .arg("--source-root")
+        .arg(root)
+        .assert()
+        .success();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.path().join("dist/c-arm64-ver-1-0-0.manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["collector"]["elf_machine"], "arm64 (EM_AARCH64)");
