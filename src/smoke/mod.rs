@@ -88,7 +88,10 @@ pub fn command(args: &SmokeArgs, mode: ProgressMode) -> Result<ExitCode> {
     }
     let progress = Progress::new(mode, false);
     // An anyhow error goes out as itself, so that a usage error in it still reads as one.
-    let report = run(args, &progress).map_err(|e| match e {
+    let report = run(args, &progress);
+    // A run that ended because the signal watcher killed its processes is the watcher's to end.
+    proctree::wait_if_ending();
+    let report = report.map_err(|e| match e {
         SmokeError::Setup(inner) => inner,
         other => other.into(),
     })?;

@@ -209,6 +209,7 @@ pub(crate) fn end_tree_on_signals(what: &'static str, cleanup: fn()) -> std::io:
         let mut sig: libc::c_int = 0;
         // SAFETY: sigwait reads the set and writes the signal number into `sig`, both ours.
         while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+        SIGNALLED.store(sig, std::sync::atomic::Ordering::SeqCst);
         end_descendants();
         cleanup();
         eprintln!(
@@ -220,6 +221,20 @@ pub(crate) fn end_tree_on_signals(what: &'static str, cleanup: fn()) -> std::io:
         .name("layerbuild-signals".into())
         .spawn(watcher)
         .map(|_| ())
+}
+
+/// The signal the watcher of [`end_tree_on_signals`] took, 0 before any.
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Once the watcher has taken a signal, the command's own ending (its processes just died under
+/// it) must not win the race with the watcher's cleanup and its exit status 128 + the signal:
+/// the caller waits here for the watcher to end the process.
+pub(crate) fn wait_if_ending() {
+    if SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// Kills every descendant of this process: each child's tree, adopted orphans included.
