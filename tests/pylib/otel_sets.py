@@ -22,14 +22,6 @@ DEFAULT_LOCK = ROOT / "layer-src" / "requirements.txt"
 RUNTIME_OWNED = ("boto", "urllib3")
 
 # The current layer's set (OpenTelemetry 1.45.1 / contrib 0.66b1) as pip resolves the spec's
-<<<<<<< HEAD
-# top-level packages (distro, OTLP HTTP exporter, aws-lambda instrumentation, X-Ray parts).
-CURRENT_0_66B1 = (
-    "certifi==2026.10.19.post1", "charset-normalizer==3.5.3", "googleapis-common-protos==1.76.0",
-    "idna==3.21", "opentelemetry-api==1.45.1", "opentelemetry-distro==0.66b1",
-    "opentelemetry-exporter-http-transport==0.66b1", "opentelemetry-exporter-otlp-common==0.66b1",
-    "opentelemetry-exporter-otlp-proto-common==1.45.1",
-=======
 # top-level packages (distro, OTLP HTTP and gRPC exporters, aws-lambda instrumentation, X-Ray
 # parts), plus the 1.20.0 set's library instrumentations that still exist and urllib3, httpx and
 # boto3sqs, installed without their libraries.
@@ -46,20 +38,13 @@ CURRENT_0_66B1 = (
     "opentelemetry-exporter-http-transport==0.66b1", "opentelemetry-exporter-otlp-common==0.66b1",
     "opentelemetry-exporter-otlp-proto-common==1.45.1",
     "opentelemetry-exporter-otlp-proto-grpc==1.45.1",
->>>>>>> coldstart-23
     "opentelemetry-exporter-otlp-proto-http==1.45.1", "opentelemetry-instrumentation==0.66b1",
     "opentelemetry-instrumentation-aws-lambda==0.66b1", "opentelemetry-propagator-aws-xray==1.0.2",
     "opentelemetry-proto==1.45.1", "opentelemetry-sdk==1.45.1",
     "opentelemetry-sdk-extension-aws==2.1.0", "opentelemetry-semantic-conventions==0.66b1",
-<<<<<<< HEAD
-    "packaging==26.4", "protobuf==7.36.2", "requests==2.34.2", "typing-extensions==4.16.0",
-    "wrapt==2.5.2",
-)
-=======
     "opentelemetry-util-http==0.66b1", "packaging==26.4", "protobuf==7.36.2", "requests==2.34.2",
     "typing-extensions==4.16.0", "wrapt==2.5.2",
 ) + tuple("opentelemetry-instrumentation-%s==0.66b1" % n for n in CURRENT_INSTRUMENTATIONS)
->>>>>>> coldstart-23
 # opentelemetry-instrumentation 0.66b2 alone: what its console script needs to run.
 INSTRUMENT_0_66B2 = (
     "opentelemetry-api==1.45.2", "opentelemetry-instrumentation==0.66b2",
@@ -108,12 +93,6 @@ def otel_tree(otel_set: OtelSet, interp: Interpreter) -> Path:
 
 
 def assemble_layer(tree: Path, dest: Path) -> Path:
-<<<<<<< HEAD
-    """A layer folder at `dest`: the repository's wrapper and shim over a copy of `tree`."""
-    dest.mkdir(parents=True)
-    shutil.copytree(tree, dest / "python", symlinks=True)
-    shutil.copy2(ROOT / "layer-src" / "otel_wrapper.py", dest / "python" / "otel_wrapper.py")
-=======
     """A layer folder at `dest`: the repository's wrapper, shim and quick start-up over a copy
     of `tree`."""
     dest.mkdir(parents=True)
@@ -121,7 +100,6 @@ def assemble_layer(tree: Path, dest: Path) -> Path:
     shutil.copy2(ROOT / "layer-src" / "otel_wrapper.py", dest / "python" / "otel_wrapper.py")
     shutil.copytree(ROOT / "layer-src" / "otel_lambda_start", dest / "python" / "otel_lambda_start",
                     ignore=shutil.ignore_patterns("__pycache__"))
->>>>>>> coldstart-23
     shutil.copy2(ROOT / "layer-src" / "otel-instrument", dest / "otel-instrument")
     os.chmod(dest / "otel-instrument", 0o755)
     return dest
