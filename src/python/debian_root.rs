@@ -11,9 +11,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::model::arch::Arch;
@@ -568,45 +567,8 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
 }
 
-/// A child in its own process group, killed with the whole group if the deadline passes.
-struct Spawned {
-    child: Child,
-}
-
-impl Spawned {
-    fn new(cmd: &mut Command) -> std::io::Result<Spawned> {
-        cmd.process_group(0);
-        Ok(Spawned { child: cmd.spawn()? })
-    }
-
-    /// The exit status, or `None` after killing the group at the deadline.
-    fn wait(mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                let pid = self.child.id() as i32;
-                // SAFETY: kill with a negative pid signals the group this child leads.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pid = self.child.id() as i32;
-            // SAFETY: as in `wait`; the group is ours.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
-    }
-}
+mod spawned;
+use spawned::Spawned;
 
 #[cfg(test)]
 mod tests;
